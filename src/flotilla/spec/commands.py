@@ -1,0 +1,42 @@
+"""`flotilla validate` and `flotilla schema`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from flotilla.spec.loader import SpecError, load_spec
+from flotilla.spec.schema import spec_json_schema_text
+
+err = Console(stderr=True)
+
+
+def validate(spec_file: Path = typer.Argument(..., help="The flotilla.yaml to check.")) -> None:
+    """Check a spec file; print every problem with its field path."""
+    try:
+        spec = load_spec(spec_file)
+    except SpecError as exc:
+        err.print(f"[red]✗[/red] {exc.source}: invalid spec")
+        for problem in exc.problems:
+            err.print(f"  - {problem}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    models = ", ".join(f"{m.name} ({m.engine} ×{m.replica_count})" for m in spec.models)
+    typer.echo(f"✓ {spec_file}: {len(spec.models)} model(s): {models}; {len(spec.gateway.tokens)} token(s)")
+
+
+def schema(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the JSON Schema of the spec."""
+    text = spec_json_schema_text()
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)

@@ -1,0 +1,30 @@
+"""The whole spec file: models, gateway, benchmark, and the chart-only sections."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from flotilla.spec.benchmark import BenchmarkSpec
+from flotilla.spec.deploy import DeploySettings
+from flotilla.spec.gateway import GatewaySpec
+from flotilla.spec.models import ModelSpec
+
+
+class FlotillaSpec(DeploySettings):
+    models: list[ModelSpec] = Field(..., min_length=1, description="Models the gateway serves.")
+    gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    benchmark: BenchmarkSpec = Field(default_factory=BenchmarkSpec)
+
+    @model_validator(mode="after")
+    def _model_names_unique(self) -> "FlotillaSpec":
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
