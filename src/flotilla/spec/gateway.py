@@ -53,6 +53,9 @@ class GatewaySpec(GatewayDeploy):
     max_queue_wait_s: float | None = Field(
         None, gt=0, description="A request waiting longer ends with 503 (None: wait as long as it takes)."
     )
+    unavailable_wait_s: float = Field(
+        30.0, gt=0, description="How long requests wait for a model none of whose replicas is healthy, then 503."
+    )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
     upstream_timeout_s: float = Field(600.0, gt=0, description="Longest a single upstream response may take.")
     connect_timeout_s: float = Field(3.0, gt=0)

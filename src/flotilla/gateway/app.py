@@ -1,0 +1,248 @@
+"""The gateway's HTTP front door: auth → admit → queue → dispatch → relay → account → release."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from flotilla.gateway import errors
+from flotilla.gateway.auth import Principal, TokenCache
+from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
+from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
+from flotilla.gateway.usage_recorder import UsageRecorder
+from flotilla.spec.models import ModelSpec
+from flotilla.store import UsageRecord
+
+log = logging.getLogger("flotilla.gateway")
+
+# Connection failures before any response byte: safe to send the request to another replica.
+_UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    spec: ModelSpec
+    upstream_name: str
+    upstream_headers: dict[str, str]
+    vllm_priority: bool
+
+
+class GatewayHandlers:
+    """Request handlers; collaborators are injected so each can be replaced (e.g. the dispatcher)."""
+
+    def __init__(
+        self,
+        models: dict[str, ServedModel],
+        tokens: TokenCache,
+        dispatcher: Dispatcher,
+        session: aiohttp.ClientSession,
+        usage: UsageRecorder,
+        metrics: GatewayMetrics,
+        *,
+        max_body_bytes: int,
+        max_attempts: int,
+        ready_check,
+    ) -> None:
+        self.models = models
+        self.tokens = tokens
+        self.dispatcher = dispatcher
+        self.session = session
+        self.usage = usage
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.max_attempts = max_attempts
+        self.ready_check = ready_check
+        created = int(time.time())
+        self._models_body = orjson.dumps({"object": "list", "data": [self._model_card(n, created) for n in models]})
+        self._created = created
+
+    @staticmethod
+    def _model_card(name: str, created: int) -> dict:
+        return {"id": name, "object": "model", "created": created, "owned_by": "flotilla"}
+
+    # --- OpenAI API -------------------------------------------------------------------------
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        try:
+            self.tokens.authenticate(request.headers.get("Authorization"))
+        except errors.GatewayError as exc:
+            return exc.response()
+        return web.Response(body=self._models_body, content_type="application/json")
+
+    async def get_model(self, request: web.Request) -> web.Response:
+        try:
+            self.tokens.authenticate(request.headers.get("Authorization"))
+            name = request.match_info["model"]
+            if name not in self.models:
+                raise errors.model_not_found(name, list(self.models))
+        except errors.GatewayError as exc:
+            return exc.response()
+        return web.Response(body=orjson.dumps(self._model_card(name, self._created)), content_type="application/json")
+
+    async def inference(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            principal = self.tokens.authenticate(request.headers.get("Authorization"))
+            raw = await self._read_body(request)
+            parsed = parse_body(request.path, raw)
+            served = self.models.get(parsed.model)
+            if served is None:
+                raise errors.model_not_found(parsed.model, list(self.models))
+        except errors.GatewayError as exc:
+            return exc.response(request_id)
+
+        priority = effective_priority(principal.priority, parsed.requested_priority)
+        body = upstream_body(
+            parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
+        )
+        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
+        record = UsageRecord(
+            request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
+            status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
+            queue_wait_ms=None, ttft_ms=None, duration_ms=0.0,
+        )
+        try:
+            response, result = await self._dispatch_and_relay(request, served, ticket, body, parsed, record)
+        except errors.GatewayError as exc:
+            record.status_code, record.outcome = exc.status, exc.code or "rejected"
+            response = exc.response(request_id)
+        except asyncio.CancelledError:
+            record.status_code, record.outcome = 499, "client_disconnected"  # nginx's code for it
+            raise
+        else:
+            record.status_code, record.outcome = result.status, result.outcome
+            record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
+            if result.first_byte_at is not None:
+                record.ttft_ms = (result.first_byte_at - started) * 1000
+                self.metrics.observe_ttft(served.spec.name, priority, result.first_byte_at - started)
+            self.metrics.observe_tokens(served.spec.name, result.prompt_tokens, result.completion_tokens)
+        finally:
+            record.duration_ms = (time.monotonic() - started) * 1000
+            self.metrics.observe_request(served.spec.name, record.status_code, priority)
+            self.usage.record(record)
+        return response
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > self.max_body_bytes:
+            raise errors.too_large(self.max_body_bytes)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise errors.too_large(self.max_body_bytes) from None
+
+    async def _acquire(self, ticket: Ticket, retry: bool) -> Lease:
+        try:
+            lease = await self.dispatcher.acquire(ticket, retry=retry)
+        except QueueFull:
+            raise errors.queue_full(ticket.token_name, ticket.model, ticket.threshold, retry_after_s=1) from None
+        except QueueTimeout as exc:
+            raise errors.queue_timeout(ticket.model, exc.waited_s) from None
+        except ModelUnavailable as exc:
+            raise errors.no_replica(ticket.model, str(exc)) from None
+        self.metrics.observe_queue_wait(ticket.model, ticket.priority, lease.queue_wait_s)
+        return lease
+
+    async def _dispatch_and_relay(self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record):
+        headers = {"Content-Type": "application/json", "x-request-id": ticket.request_id, **served.upstream_headers}
+        last_error = ""
+        for attempt in range(self.max_attempts):
+            lease = await self._acquire(ticket, retry=attempt > 0)
+            if record.queue_wait_ms is None:
+                record.queue_wait_ms = lease.queue_wait_s * 1000
+            replica = lease.replica
+            record.replica = replica.label
+            failed = False
+            try:
+                try:
+                    upstream = await self.session.post(replica.url + request.path, data=body, headers=headers)
+                except _UNREACHABLE as exc:
+                    failed = True
+                    last_error = f"{replica.label}: {type(exc).__name__}"
+                    self.metrics.retries.labels(served.spec.name).inc()
+                    continue
+                async with upstream:
+                    if parsed.stream and upstream.status == 200:
+                        return await self._relay_stream(request, upstream, parsed, ticket.request_id)
+                    return await relay_whole(upstream, ticket.request_id)
+            finally:
+                self.dispatcher.release(lease, replica_failed=failed)
+        raise errors.GatewayError(
+            502,
+            f"Could not reach a replica of model '{served.spec.name}' after {self.max_attempts} attempts ({last_error}).",
+            type="server_error",
+            code="upstream_unreachable",
+        )
+
+    async def _relay_stream(self, request, upstream, parsed, request_id: str) -> tuple[web.StreamResponse, RelayResult]:
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id},
+        )
+        await response.prepare(request)
+        result = await StreamRelay(parsed.client_wants_usage).run(upstream, response)
+        if result.outcome != "client_disconnected":
+            try:
+                await response.write_eof()
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                result.outcome = "client_disconnected"
+        return response, result
+
+    # --- operations -------------------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "live"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        ok, detail = self.ready_check()
+        return web.Response(
+            status=200 if ok else 503, body=orjson.dumps({"status": "ready" if ok else "not ready", **detail}),
+            content_type="application/json",
+        )
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
+    """Routing misses and unexpected failures answer in OpenAI's format too, never as HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return errors.GatewayError(404, f"Unknown path: {request.path}", code="not_found").response()
+    except web.HTTPMethodNotAllowed as exc:
+        return errors.GatewayError(
+            405, f"Method {request.method} is not allowed on {request.path} (allowed: {', '.join(sorted(exc.allowed_methods))}).",
+            code="method_not_allowed",
+        ).response()
+    except web.HTTPException:
+        raise
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return errors.GatewayError(500, "Internal gateway error.", type="server_error", code="internal_error").response()
+
+
+def add_routes(app: web.Application, handlers: GatewayHandlers) -> None:
+    app.router.add_post("/v1/chat/completions", handlers.inference)
+    app.router.add_post("/v1/completions", handlers.inference)
+    app.router.add_post("/v1/embeddings", handlers.inference)
+    app.router.add_get("/v1/models", handlers.list_models)
+    app.router.add_get("/v1/models/{model}", handlers.get_model)
+    app.router.add_get("/health/live", handlers.live)
+    app.router.add_get("/health/ready", handlers.ready)
+    app.router.add_get("/health", handlers.live)
+    app.router.add_get("/metrics", handlers.prometheus)

@@ -1,0 +1,79 @@
+"""The dispatcher interface: acquire a slot on a replica for a request, release it afterwards.
+
+The in-process implementation (local.py) keeps one queue per model in this process. A RabbitMQ
+implementation shared by many gateway replicas implements the same interface: acquire publishes
+the ticket to the model's priority queue and awaits a grant naming a replica; release tells the
+replica's consumer the slot is free again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flotilla.gateway.replicas import Replica
+
+
+@dataclass(slots=True)
+class Ticket:
+    """One request's claim to a slot."""
+
+    request_id: str
+    model: str
+    token_name: str
+    priority: int  # effective priority (higher first)
+    threshold: int  # how many of this token's requests may wait in this model's queue
+    created_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(slots=True)
+class Lease:
+    """A granted slot: the request may now be sent to `replica`."""
+
+    ticket: Ticket
+    replica: Replica
+    queue_wait_s: float
+
+
+class DispatchError(Exception):
+    pass
+
+
+class QueueFull(DispatchError):
+    """The token already has `threshold` requests waiting for this model."""
+
+
+class QueueTimeout(DispatchError):
+    def __init__(self, waited_s: float) -> None:
+        super().__init__(f"waited {waited_s:.1f} s")
+        self.waited_s = waited_s
+
+
+class ModelUnavailable(DispatchError):
+    """No replica of the model is healthy (and none came up in time)."""
+
+
+class Dispatcher(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None:
+        """Stop; requests still waiting fail with ModelUnavailable."""
+        ...
+
+    async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:
+        """Wait for a slot. `retry`: the request already lost its replica before any byte was sent,
+        so it goes ahead of the queue. Raises QueueFull, QueueTimeout or ModelUnavailable."""
+        ...
+
+    def release(self, lease: Lease, *, replica_failed: bool = False) -> None:
+        """Give the slot back; `replica_failed` marks the replica unreachable until its health recovers."""
+        ...
+
+    def replicas_changed(self, model: str) -> None:
+        """Health, capacity or membership of a model's replicas changed: hand out freed slots."""
+        ...
+
+    def queue_depths(self) -> dict[tuple[str, int], int]:
+        """Waiting requests by (model, priority)."""
+        ...

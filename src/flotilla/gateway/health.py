@@ -1,0 +1,121 @@
+"""Keeps each model's replica pool true: discovery, health checks, and the engine's own load."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import aiohttp
+
+from flotilla.gateway.endpoints import EndpointSource
+from flotilla.gateway.replicas import Replica, ReplicaPool
+
+log = logging.getLogger("flotilla.gateway.health")
+
+# vLLM gauges (the sim exposes the same) that say how busy an engine is, whoever sent the work.
+_LOAD_GAUGES = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
+
+
+def engine_load_from_metrics(text: bytes) -> int | None:
+    """Running plus waiting requests from a Prometheus exposition; None when the gauges are absent."""
+    total = 0.0
+    seen = False
+    for line in text.splitlines():
+        if line.startswith(_LOAD_GAUGES):
+            try:
+                total += float(line.rsplit(b" ", 1)[1])
+                seen = True
+            except (IndexError, ValueError):
+                continue
+    return int(total) if seen else None
+
+
+class ModelHealth:
+    """What to probe for one model."""
+
+    def __init__(
+        self,
+        pool: ReplicaPool,
+        sources: list[EndpointSource],
+        health_path: str,
+        metrics_path: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.sources = sources
+        self.health_path = health_path
+        self.metrics_path = metrics_path
+        self.headers = headers or {}
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        models: list[ModelHealth],
+        session: aiohttp.ClientSession,
+        interval_s: float,
+        on_change: Callable[[str], None],
+    ) -> None:
+        self._models = models
+        self._session = session
+        self._interval = interval_s
+        self._on_change = on_change
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.check_all()  # know who is up before serving
+        self._task = asyncio.create_task(self._loop(), name="health-monitor")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.check_all()
+            except Exception:  # a monitor that dies silently would freeze routing
+                log.exception("health check round failed")
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self._check_model(m) for m in self._models))
+
+    async def _check_model(self, model: ModelHealth) -> None:
+        urls: list[str] = []
+        for source in model.sources:
+            urls.extend(await source.resolve())
+        changed = model.pool.set_urls(urls)
+        results = await asyncio.gather(*(self._probe(model, r) for r in model.pool.replicas if not r.removed))
+        if changed or any(results):
+            self._on_change(model.pool.model)
+
+    async def _probe(self, model: ModelHealth, replica: Replica) -> bool:
+        """Probe one replica; True when its health or free capacity changed."""
+        timeout = aiohttp.ClientTimeout(total=max(1.0, min(5.0, self._interval)))
+        before = replica.free_slots
+        try:
+            async with self._session.get(replica.url + model.health_path, timeout=timeout, headers=model.headers) as resp:
+                await resp.read()
+                healthy = resp.status == 200
+                error = None if healthy else f"health check answered {resp.status}"
+            if healthy and model.metrics_path:
+                async with self._session.get(replica.url + model.metrics_path, timeout=timeout) as resp:
+                    if resp.status == 200:
+                        load = engine_load_from_metrics(await resp.read())
+                        if load is not None:
+                            replica.external_load = max(0, load - replica.in_flight)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            healthy, error = False, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        changed = model.pool.mark(replica, healthy, error)
+        if changed:
+            if healthy:
+                log.info("replica %s of %s is healthy", replica.label, replica.model)
+            else:
+                log.warning("replica %s of %s is unhealthy: %s", replica.label, replica.model, error)
+        return changed or replica.free_slots != before

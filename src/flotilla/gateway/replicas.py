@@ -1,0 +1,96 @@
+"""Replicas of a model as the gateway sees them, and the choice of one with a free slot."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+RoutingPolicy = Literal["least-loaded", "round-robin"]
+
+
+@dataclass(eq=False, slots=True)
+class Replica:
+    model: str
+    url: str  # base URL, no trailing slash
+    capacity: int  # maxConcurrency
+    in_flight: int = 0  # requests this gateway has on it now
+    external_load: int = 0  # requests the engine reports beyond ours (other clients), from its /metrics
+    healthy: bool = False
+    removed: bool = False  # gone from discovery; finishes what it has, gets nothing new
+    last_error: str | None = None
+    label: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = urlsplit(self.url).netloc or self.url
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - self.in_flight - self.external_load
+
+    @property
+    def accepts(self) -> bool:
+        return self.healthy and not self.removed and self.free_slots > 0
+
+
+class ReplicaPool:
+    """The replicas of one model; `pick` returns one with room, or None."""
+
+    def __init__(self, model: str, capacity: int, policy: RoutingPolicy = "least-loaded") -> None:
+        self.model = model
+        self.capacity = capacity
+        self.policy = policy
+        self.replicas: list[Replica] = []
+        self._rr = itertools.count()
+        self.unhealthy_since: float | None = time.monotonic()  # no healthy replica since (None: some healthy)
+
+    def set_urls(self, urls: list[str]) -> bool:
+        """Match the pool to a discovered URL list; True when it changed."""
+        wanted = [u.rstrip("/") for u in urls]
+        current = {r.url: r for r in self.replicas if not r.removed}
+        changed = False
+        for replica in self.replicas:
+            if not replica.removed and replica.url not in wanted:
+                replica.removed = True
+                changed = True
+        for url in wanted:
+            if url not in current:
+                self.replicas.append(Replica(self.model, url, self.capacity))
+                changed = True
+        # Forget removed replicas once they are idle.
+        self.replicas = [r for r in self.replicas if not (r.removed and r.in_flight == 0)]
+        return changed
+
+    def pick(self) -> Replica | None:
+        candidates = [r for r in self.replicas if r.accepts]
+        if not candidates:
+            return None
+        if self.policy == "round-robin":
+            return candidates[next(self._rr) % len(candidates)]
+        # Least loaded: lowest share of capacity in use; ties go round robin so load spreads.
+        best = min(candidates, key=lambda r: (r.in_flight + r.external_load) / r.capacity)
+        load = (best.in_flight + best.external_load) / best.capacity
+        ties = [r for r in candidates if (r.in_flight + r.external_load) / r.capacity == load]
+        return ties[next(self._rr) % len(ties)] if len(ties) > 1 else best
+
+    def mark(self, replica: Replica, healthy: bool, error: str | None = None) -> bool:
+        """Record a health observation; True when the replica's health changed."""
+        replica.last_error = error
+        if replica.healthy == healthy:
+            return False
+        replica.healthy = healthy
+        self._update_unhealthy_since()
+        return True
+
+    def _update_unhealthy_since(self) -> None:
+        if any(r.healthy and not r.removed for r in self.replicas):
+            self.unhealthy_since = None
+        elif self.unhealthy_since is None:
+            self.unhealthy_since = time.monotonic()
+
+    @property
+    def healthy_count(self) -> int:
+        return sum(1 for r in self.replicas if r.healthy and not r.removed)

@@ -1,0 +1,101 @@
+"""Starting real Flotilla processes (sim engines, gateways) for tests, and waiting for them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import urllib.error
+import urllib.request
+import yaml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            text = log.read_text() if log and log.exists() else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{text[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    text = log.read_text() if log and log.exists() else ""
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s:\n{text[-4000:]}")
+
+
+@contextlib.contextmanager
+def running(argv: list[str], health_url: str, log: Path, env: dict | None = None) -> Iterator[subprocess.Popen]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
+    try:
+        wait_http(health_url, proc, log=log)
+        yield proc
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def flotilla(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flotilla.cli", *args]
+
+
+@contextlib.contextmanager
+def sim_engine(tmp: Path, model: str = "chat", **options) -> Iterator[str]:
+    """A real sim engine on a free port; yields its base URL."""
+    port = free_port()
+    argv = flotilla("sim", "--port", str(port), "--model", model)
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not False:
+            argv += [flag, str(value)]
+    with running(argv, f"http://127.0.0.1:{port}/health", tmp / f"sim-{port}.log"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def gateway(tmp: Path, spec: dict, endpoints: dict[str, list[str]], env: dict | None = None) -> Iterator[str]:
+    """A real gateway process for `spec` on a free port; yields its base URL."""
+    port = free_port()
+    spec = {**spec, "gateway": {**spec.get("gateway", {}), "port": port}}
+    spec["gateway"].setdefault("database", f"sqlite:///{tmp}/flotilla-{port}.db")
+    path = tmp / f"spec-{port}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    argv = flotilla("gateway", str(path))
+    for model, urls in endpoints.items():
+        for url in urls:
+            argv += ["--endpoint", f"{model}={url}"]
+    with running(argv, f"http://127.0.0.1:{port}/health/ready", tmp / f"gateway-{port}.log", env):
+        yield f"http://127.0.0.1:{port}"
