@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 
 import aiohttp
@@ -18,6 +19,7 @@ from flotilla.gateway.auth import Principal, TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
@@ -25,8 +27,14 @@ from flotilla.store import UsageRecord
 
 log = logging.getLogger("flotilla.gateway")
 
-# Connection failures before any response byte: safe to send the request to another replica.
-_UNREACHABLE = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+# Request ids: unique per process start (random prefix) and cheap (a counter), unlike uuid4 per request.
+_ID_PREFIX = os.urandom(6).hex()
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):010x}"
+
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class GatewayHandlers:
         models: dict[str, ServedModel],
         tokens: TokenCache,
         dispatcher: Dispatcher,
-        session: aiohttp.ClientSession,
+        upstream: UpstreamClient,
         usage: UsageRecorder,
         metrics: GatewayMetrics,
         *,
@@ -56,7 +64,7 @@ class GatewayHandlers:
         self.models = models
         self.tokens = tokens
         self.dispatcher = dispatcher
-        self.session = session
+        self.upstream = upstream
         self.usage = usage
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -91,7 +99,7 @@ class GatewayHandlers:
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or new_request_id()
         try:
             principal = self.tokens.authenticate(request.headers.get("Authorization"))
             raw = await self._read_body(request)
@@ -154,7 +162,7 @@ class GatewayHandlers:
         return lease
 
     async def _dispatch_and_relay(self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record):
-        headers = {"Content-Type": "application/json", "x-request-id": ticket.request_id, **served.upstream_headers}
+        headers = {"Content-Type": "application/json", "X-Request-Id": ticket.request_id, **served.upstream_headers}
         last_error = ""
         for attempt in range(self.max_attempts):
             lease = await self._acquire(ticket, retry=attempt > 0)
@@ -165,16 +173,21 @@ class GatewayHandlers:
             failed = False
             try:
                 try:
-                    upstream = await self.session.post(replica.url + request.path, data=body, headers=headers)
-                except _UNREACHABLE as exc:
+                    upstream = await self.upstream.post(replica.url, request.path, body, headers)
+                except UpstreamUnreachable as exc:
                     failed = True
-                    last_error = f"{replica.label}: {type(exc).__name__}"
+                    last_error = f"{replica.label}: {exc}"
                     self.metrics.retries.labels(served.spec.name).inc()
                     continue
                 async with upstream:
                     if parsed.stream and upstream.status == 200:
                         return await self._relay_stream(request, upstream, parsed, ticket.request_id)
                     return await relay_whole(upstream, ticket.request_id)
+            except UpstreamBroken as exc:
+                raise errors.GatewayError(
+                    502, f"The engine of model '{served.spec.name}' failed to answer ({exc}).",
+                    type="server_error", code="upstream_broken",
+                ) from None
             finally:
                 self.dispatcher.release(lease, replica_failed=failed)
         raise errors.GatewayError(

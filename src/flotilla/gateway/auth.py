@@ -30,6 +30,8 @@ class TokenCache:
         self._by_hash: dict[str, Principal] = {}
         self._hash_by_name: dict[str, str] = {}
         self._watermark: object | None = None
+        # secret -> hash, so a known secret is not re-hashed per request; bounded against junk tokens.
+        self._hash_of: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self.loaded = False
 
@@ -73,7 +75,14 @@ class TokenCache:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise unauthorized("The Authorization header must be 'Bearer <token>'.")
-        principal = self._by_hash.get(hash_token(secret.strip()))
+        secret = secret.strip()
+        digest = self._hash_of.get(secret)
+        if digest is None:
+            digest = hash_token(secret)
+            if len(self._hash_of) >= 10_000:
+                self._hash_of.clear()
+            self._hash_of[secret] = digest
+        principal = self._by_hash.get(digest)
         if principal is None:
             raise unauthorized("Invalid or revoked API token.")
         return principal

@@ -9,6 +9,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from flotilla.gateway.upstream import UpstreamBroken, UpstreamResponse
+
 from flotilla.gateway.errors import sse_error_event
 
 _DONE = b"data: [DONE]"
@@ -32,7 +34,7 @@ def _usage_of(payload: dict) -> tuple[int | None, int | None]:
     return usage.get("prompt_tokens"), usage.get("completion_tokens")
 
 
-async def relay_whole(upstream: aiohttp.ClientResponse, request_id: str) -> tuple[web.Response, RelayResult]:
+async def relay_whole(upstream: UpstreamResponse, request_id: str) -> tuple[web.Response, RelayResult]:
     """A non-streamed answer: the engine's status and body, unchanged."""
     body = await upstream.read()
     result = RelayResult(upstream.status, "ok" if upstream.status < 400 else "upstream_error")
@@ -44,7 +46,7 @@ async def relay_whole(upstream: aiohttp.ClientResponse, request_id: str) -> tupl
     response = web.Response(
         status=upstream.status,
         body=body,
-        headers={"Content-Type": upstream.headers.get("Content-Type", "application/json"), "x-request-id": request_id},
+        headers={"Content-Type": upstream.headers.get("content-type", "application/json"), "x-request-id": request_id},
     )
     return response, result
 
@@ -84,11 +86,11 @@ class StreamRelay:
         return b"\n\n".join(kept) + b"\n\n" if kept else b""
 
     async def run(
-        self, upstream: aiohttp.ClientResponse, response: web.StreamResponse
+        self, upstream: UpstreamResponse, response: web.StreamResponse
     ) -> RelayResult:
         pending = b""
         try:
-            async for data in upstream.content.iter_any():
+            async for data in upstream.iter_chunks():
                 if b"\r\n" in data:
                     data = data.replace(b"\r\n", b"\n")
                 pending += data
@@ -101,8 +103,8 @@ class StreamRelay:
                     if self.result.first_byte_at is None:
                         self.result.first_byte_at = time.monotonic()
                     await response.write(out)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, TimeoutError) as exc:
-            return await self._broken(response, f"{type(exc).__name__}")
+        except UpstreamBroken as exc:
+            return await self._broken(response, str(exc))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             self.result.outcome = "client_disconnected"
             return self.result

@@ -65,6 +65,9 @@ class ReplicaPool:
         return changed
 
     def pick(self) -> Replica | None:
+        if len(self.replicas) == 1:
+            only = self.replicas[0]
+            return only if only.accepts else None
         candidates = [r for r in self.replicas if r.accepts]
         if not candidates:
             return None

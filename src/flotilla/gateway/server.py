@@ -15,6 +15,7 @@ from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.upstream import UpstreamClient
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.logs import configure_logging
 from flotilla.spec.models import ModelSpec
@@ -90,6 +91,8 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
             auto_decompress=False,
         )
         closers.append(session.close)
+        upstream = UpstreamClient(connect_timeout=g.connect_timeout_s, read_timeout=g.upstream_timeout_s)
+        closers.append(upstream.close)
         usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
         usage.start()
         closers.append(usage.close)
@@ -115,7 +118,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
 
     most_replicas = max(len(p.replicas) for p in pools.values())
     handlers = GatewayHandlers(
-        {m.name: _served_model(m) for m in spec.models}, tokens, dispatcher, session, usage, metrics,
+        {m.name: _served_model(m) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
     )
     app = web.Application(middlewares=[openai_errors], client_max_size=g.max_body_bytes)

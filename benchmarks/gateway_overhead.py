@@ -1,0 +1,202 @@
+"""What the gateway costs: added latency and maximum request rate, against calling the sim directly.
+
+Layout (2 cores): the gateway alone on core 0; the sim engine and the load generator on core 1.
+  - added latency: one connection, sequential requests, p50/p99 via gateway minus direct;
+  - maximum rate: wrk (C load generator) with many connections, non-streaming and streaming
+    (16 content chunks per response).
+
+Run: .venv/bin/python benchmarks/gateway_overhead.py [--json out.json]
+Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+TOKEN = "bench-token-000000"
+STREAM_TOKENS = 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ok(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(url, timeout=1).status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def start(argv: list[str], core: int, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["taskset", "-c", str(core), *argv], stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def request_bytes(port: int, stream: bool, auth: bool) -> bytes:
+    body = json.dumps(
+        {
+            "model": "chat",
+            "messages": [{"role": "user", "content": "Say something short."}],
+            "max_tokens": STREAM_TOKENS,
+            "stream": stream,
+        }
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    if auth:
+        head += f"Authorization: Bearer {TOKEN}\r\n"
+    return (head + "\r\n").encode() + body
+
+
+def read_response(sock: socket.socket, buf: bytearray) -> None:
+    """Read one HTTP/1.1 response (Content-Length or chunked) off a keep-alive socket."""
+    while b"\r\n\r\n" not in buf:
+        buf += sock.recv(65536)
+    head_end = buf.index(b"\r\n\r\n") + 4
+    head = bytes(buf[:head_end]).lower()
+    if not head.startswith(b"http/1.1 200"):
+        raise RuntimeError(head[:200])
+    match = re.search(rb"content-length: (\d+)", head)
+    if match:
+        end = head_end + int(match.group(1))
+        while len(buf) < end:
+            buf += sock.recv(65536)
+        del buf[:end]
+        return
+    while b"\r\n0\r\n\r\n" not in buf:  # chunked: ends with the zero-length chunk
+        buf += sock.recv(65536)
+    del buf[: buf.index(b"\r\n0\r\n\r\n") + 7]
+
+
+def latencies(port: int, stream: bool, auth: bool, n: int) -> list[float]:
+    payload = request_bytes(port, stream, auth)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray()
+    out = []
+    for i in range(n + 200):  # the first 200 warm up
+        t0 = time.perf_counter()
+        sock.sendall(payload)
+        read_response(sock, buf)
+        if i >= 200:
+            out.append((time.perf_counter() - t0) * 1000)
+    sock.close()
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def wrk_rate(port: int, stream: bool, auth: bool, seconds: int, connections: int, tmp: Path) -> dict:
+    body = json.dumps(
+        {"model": "chat", "messages": [{"role": "user", "content": "Say something short."}],
+         "max_tokens": STREAM_TOKENS, "stream": stream}
+    )
+    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+    if auth:
+        headers += f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
+    script = tmp / f"post-{stream}-{auth}.lua"
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}'
+        "function response(status, headers, body) if status ~= 200 then errors_seen = (errors_seen or 0) + 1 end end\n"
+    )
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}/v1/chat/completions"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"req_per_s": rate, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000, help="sequential requests per latency run")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("taskset"):
+        sys.exit("needs wrk and taskset: apt-get install -y wrk util-linux")
+
+    tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-"))
+    sim_port, gw_port = free_port(), free_port()
+    flotilla = [sys.executable, "-m", "flotilla.cli"]
+    spec = tmp / "spec.yaml"
+    spec.write_text(
+        f"models:\n  - name: chat\n    engine: sim\n    maxConcurrency: 1024\n"
+        f"gateway:\n  port: {gw_port}\n  database: sqlite:///{tmp}/bench.db\n"
+        f"  tokens:\n    - {{name: bench, token: {TOKEN}, priority: 1, threshold: 100000}}\n"
+    )
+    sim = start(flotilla + ["sim", "--port", str(sim_port), "--model", "chat", "--ttft-ms", "0", "--itl-ms", "0",
+                            "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "sim.log")
+    gw = start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}"], 0, tmp / "gw.log")
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS}
+    try:
+        wait_ok(f"http://127.0.0.1:{sim_port}/health")
+        wait_ok(f"http://127.0.0.1:{gw_port}/health/ready")
+        for stream in (False, True):
+            kind = "streaming" if stream else "non_streaming"
+            direct = latencies(sim_port, stream, False, args.requests)
+            via = latencies(gw_port, stream, True, args.requests)
+            results[f"latency_{kind}"] = {
+                "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99),
+                "gateway_p50_ms": pct(via, 50), "gateway_p99_ms": pct(via, 99),
+                "added_p50_ms": pct(via, 50) - pct(direct, 50), "added_p99_ms": pct(via, 99) - pct(direct, 99),
+                "added_mean_ms": statistics.fmean(via) - statistics.fmean(direct),
+            }
+        for stream in (False, True):
+            kind = "streaming" if stream else "non_streaming"
+            results[f"rate_{kind}"] = {
+                "direct": wrk_rate(sim_port, stream, False, args.seconds, args.connections, tmp),
+                "gateway": wrk_rate(gw_port, stream, True, args.seconds, args.connections, tmp),
+            }
+    finally:
+        for proc in (gw, sim):
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+    print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway on core 0, sim + load generator on core 1")
+    print(f"{'':26}{'direct p50':>12}{'gateway p50':>12}{'added p50':>11}{'added p99':>11}  (ms, one connection)")
+    for kind in ("non_streaming", "streaming"):
+        r = results[f"latency_{kind}"]
+        print(f"{kind:26}{r['direct_p50_ms']:12.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:11.3f}{r['added_p99_ms']:11.3f}")
+    print(f"{'':26}{'direct req/s':>14}{'gateway req/s':>15}  ({args.connections} connections, {args.seconds} s)")
+    for kind in ("non_streaming", "streaming"):
+        r = results[f"rate_{kind}"]
+        print(f"{kind:26}{r['direct']['req_per_s']:14.0f}{r['gateway']['req_per_s']:15.0f}"
+              f"  errors: {r['gateway']['non_2xx']} non-2xx, {r['gateway']['socket_errors'] or 'no socket errors'}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
