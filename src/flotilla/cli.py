@@ -17,12 +17,23 @@ app = typer.Typer(
 # Modules exposing `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = [
     "flotilla.spec.commands",  # validate, schema
+    "flotilla.gateway.commands",  # gateway
+    "flotilla.sim.commands",  # sim
+    "flotilla.local.commands",  # up
+    "flotilla.store.commands",  # tokens, usage
+    "flotilla.bench.commands",  # bench
 ]
 
 
+_registered = False
+
+
 def build_app() -> typer.Typer:
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    global _registered
+    if not _registered:
+        for name in COMMAND_MODULES:
+            importlib.import_module(name).register(app)
+        _registered = True
     return app
 
 

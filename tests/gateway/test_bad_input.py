@@ -7,7 +7,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import STAFF
+from gwstack import STAFF
 
 
 def call(gw, path, body=b"", token=STAFF, method="POST", headers=None):

@@ -9,7 +9,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import STAFF, spec_for
+from gwstack import STAFF, spec_for
 from procs import gateway, sim_engine, stop
 
 

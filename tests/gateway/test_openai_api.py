@@ -7,7 +7,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import STAFF, STUDENTS
+from gwstack import STAFF, STUDENTS
 
 
 def client(gw: str, key: str = STAFF) -> openai.OpenAI:

@@ -8,7 +8,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import PEERS, STAFF, STUDENTS, spec_for
+from gwstack import PEERS, STAFF, STUDENTS, spec_for
 from procs import gateway, sim_engine
 
 SLOW = {"ttft_ms": 150, "itl_ms": 10, "max_num_seqs": 1, "deterministic": True}

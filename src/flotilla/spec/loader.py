@@ -37,15 +37,21 @@ def _path_text(parts: tuple[Any, ...] | list[Any]) -> str:
 
 
 def substitute_env(node: Any, env: Mapping[str, str], path: tuple[Any, ...] = ()) -> Any:
-    """Replace ${VAR} in every string of a parsed YAML tree; a missing variable is an error."""
+    """Replace ${VAR} in every string of a parsed YAML tree; every missing variable is reported."""
+    missing: list[str] = []
+    result = _substitute(node, env, path, missing)
+    if missing:
+        raise SpecError("spec", missing)
+    return result
+
+
+def _substitute(node: Any, env: Mapping[str, str], path: tuple[Any, ...], missing: list[str]) -> Any:
     if isinstance(node, dict):
-        return {k: substitute_env(v, env, path + (k,)) for k, v in node.items()}
+        return {k: _substitute(v, env, path + (k,), missing) for k, v in node.items()}
     if isinstance(node, list):
-        return [substitute_env(v, env, path + (i,)) for i, v in enumerate(node)]
+        return [_substitute(v, env, path + (i,), missing) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
-
-    missing: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         escaped, name, default = match.groups()
@@ -55,13 +61,10 @@ def substitute_env(node: Any, env: Mapping[str, str], path: tuple[Any, ...] = ()
             return env[name]
         if default is not None:
             return default
-        missing.append(name)
+        missing.append(f"{_path_text(path)}: environment variable {name} is not set")
         return ""
 
-    value = _ENV_REF.sub(replace, node)
-    if missing:
-        raise SpecError("spec", [f"{_path_text(path)}: environment variable {n} is not set" for n in missing])
-    return value
+    return _ENV_REF.sub(replace, node)
 
 
 def format_validation_error(error: ValidationError, data: Any) -> list[str]:

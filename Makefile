@@ -1,0 +1,25 @@
+# The two set-up commands for a fresh machine: `make up` (the whole stack on the example spec)
+# and `make test` (every test). Both install what they need first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up test services bench-gateway
+
+$(BIN)/.flotilla-installed: pyproject.toml scripts/install.sh
+	VENV=$(VENV) bash scripts/install.sh
+	touch $@
+
+install: $(BIN)/.flotilla-installed
+
+up: install
+	$(BIN)/flotilla up examples/local.yaml
+
+services:
+	bash scripts/services.sh
+
+test: install services
+	$(BIN)/pytest -q
+
+bench-gateway: install
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python benchmarks/gateway_overhead.py
