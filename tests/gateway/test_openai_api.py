@@ -112,6 +112,7 @@ def test_gateway_metrics_exposed(fast_stack):
         'flotilla_queue_depth{model="chat",priority="all"} 0.0',
         "flotilla_replica_in_flight",
         'flotilla_tokens_total{direction="completion",model="chat"}',
+        "flotilla_usage_records_written_total",
     ):
         assert name in text, name
 

@@ -1,4 +1,4 @@
-from flotilla.gateway.relay import StreamRelay
+from flotilla.gateway.relay import RelayResult, StreamRelay
 from flotilla.gateway.requests import ParsedBody, effective_priority, upstream_body, vllm_priority_of
 from flotilla.gateway.health import engine_load_from_metrics
 
@@ -8,21 +8,21 @@ DONE = b"data: [DONE]\n\n"
 
 
 def test_usage_chunk_read_and_dropped_when_not_asked():
-    relay = StreamRelay(client_wants_usage=False)
+    relay = StreamRelay(False, RelayResult())
     assert relay._filter(CONTENT) == CONTENT
     assert relay._filter(USAGE + DONE) == DONE
     assert (relay.result.prompt_tokens, relay.result.completion_tokens) == (3, 5)
-    assert relay.saw_done
+    assert relay.result.complete
 
 
 def test_usage_chunk_kept_when_asked():
-    relay = StreamRelay(client_wants_usage=True)
+    relay = StreamRelay(True, RelayResult())
     assert relay._filter(CONTENT + USAGE + DONE) == CONTENT + USAGE + DONE
     assert relay.result.completion_tokens == 5
 
 
 def test_null_usage_and_usage_inside_content_chunks():
-    relay = StreamRelay(client_wants_usage=False)
+    relay = StreamRelay(False, RelayResult())
     null_usage = b'data: {"choices":[{"delta":{"content":"x"}}],"usage":null}\n\n'
     assert relay._filter(null_usage) == null_usage
     inline = b'data: {"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'

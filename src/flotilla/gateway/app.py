@@ -120,22 +120,23 @@ class GatewayHandlers:
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
             queue_wait_ms=None, ttft_ms=None, duration_ms=0.0,
         )
+        result = RelayResult()
         try:
-            response, result = await self._dispatch_and_relay(request, served, ticket, body, parsed, record)
+            response = await self._dispatch_and_relay(request, served, ticket, body, parsed, record, result)
         except errors.GatewayError as exc:
-            record.status_code, record.outcome = exc.status, exc.code or "rejected"
+            result.status, result.outcome = exc.status, exc.code or "rejected"
             response = exc.response(request_id)
         except asyncio.CancelledError:
-            record.status_code, record.outcome = 499, "client_disconnected"  # nginx's code for it
+            if not result.complete:  # hung up before the answer was whole; 499 is nginx's code for it
+                result.status, result.outcome = 499, "client_disconnected"
             raise
-        else:
+        finally:
             record.status_code, record.outcome = result.status, result.outcome
             record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
             if result.first_byte_at is not None:
                 record.ttft_ms = (result.first_byte_at - started) * 1000
                 self.metrics.observe_ttft(served.spec.name, priority, result.first_byte_at - started)
             self.metrics.observe_tokens(served.spec.name, result.prompt_tokens, result.completion_tokens)
-        finally:
             record.duration_ms = (time.monotonic() - started) * 1000
             self.metrics.observe_request(served.spec.name, record.status_code, priority)
             self.usage.record(record)
@@ -161,7 +162,9 @@ class GatewayHandlers:
         self.metrics.observe_queue_wait(ticket.model, ticket.priority, lease.queue_wait_s)
         return lease
 
-    async def _dispatch_and_relay(self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record):
+    async def _dispatch_and_relay(
+        self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record, result: RelayResult
+    ) -> web.StreamResponse:
         headers = {"Content-Type": "application/json", "X-Request-Id": ticket.request_id, **served.upstream_headers}
         last_error = ""
         for attempt in range(self.max_attempts):
@@ -181,8 +184,8 @@ class GatewayHandlers:
                     continue
                 async with upstream:
                     if parsed.stream and upstream.status == 200:
-                        return await self._relay_stream(request, upstream, parsed, ticket.request_id)
-                    return await relay_whole(upstream, ticket.request_id)
+                        return await self._relay_stream(request, upstream, parsed, ticket.request_id, result)
+                    return await relay_whole(upstream, ticket.request_id, result)
             except UpstreamBroken as exc:
                 raise errors.GatewayError(
                     502, f"The engine of model '{served.spec.name}' failed to answer ({exc}).",
@@ -197,19 +200,20 @@ class GatewayHandlers:
             code="upstream_unreachable",
         )
 
-    async def _relay_stream(self, request, upstream, parsed, request_id: str) -> tuple[web.StreamResponse, RelayResult]:
+    async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id},
         )
         await response.prepare(request)
-        result = await StreamRelay(parsed.client_wants_usage).run(upstream, response)
+        await StreamRelay(parsed.client_wants_usage, result).run(upstream, response)
         if result.outcome != "client_disconnected":
             try:
                 await response.write_eof()
             except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-                result.outcome = "client_disconnected"
-        return response, result
+                if not result.complete:
+                    result.outcome = "client_disconnected"
+        return response
 
     # --- operations -------------------------------------------------------------------------
 

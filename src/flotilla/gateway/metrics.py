@@ -5,18 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.usage_recorder import UsageRecorder
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 class _LiveStateCollector(Collector):
-    def __init__(self, pools: dict[str, ReplicaPool], queue_depths: Callable[[], dict[tuple[str, int], int]]):
+    def __init__(
+        self,
+        pools: dict[str, ReplicaPool],
+        queue_depths: Callable[[], dict[tuple[str, int], int]],
+        usage: UsageRecorder | None,
+    ):
         self._pools = pools
         self._queue_depths = queue_depths
+        self._usage = usage
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
@@ -43,6 +50,15 @@ class _LiveStateCollector(Collector):
         yield in_flight
         yield healthy
         yield capacity
+        if self._usage is not None:
+            u = self._usage
+            yield GaugeMetricFamily("flotilla_usage_records_pending", "Usage records not yet written.", value=u.pending)
+            for name, help_text, value in (
+                ("flotilla_usage_records_written", "Usage records written to the store.", u.records_written),
+                ("flotilla_usage_records_dropped", "Usage records refused because the buffer was full.", u.records_dropped),
+                ("flotilla_usage_write_failures", "Failed batched writes of usage records (retried).", u.write_failures),
+            ):
+                yield CounterMetricFamily(name, help_text, value=value)
 
 
 class GatewayMetrics:
@@ -68,14 +84,16 @@ class GatewayMetrics:
             "flotilla_upstream_retries", "Requests re-sent to another replica after a connection failure.",
             ["model"], registry=self.registry,
         )
-        self.usage_write_failures = Counter(
-            "flotilla_usage_write_failures", "Failed batched writes of usage records.", registry=self.registry
-        )
         # Label children are cached: .labels() costs a lock and a dict lookup per call.
         self._children: dict[tuple, object] = {}
 
-    def watch(self, pools: dict[str, ReplicaPool], queue_depths: Callable[[], dict[tuple[str, int], int]]) -> None:
-        self.registry.register(_LiveStateCollector(pools, queue_depths))
+    def watch(
+        self,
+        pools: dict[str, ReplicaPool],
+        queue_depths: Callable[[], dict[tuple[str, int], int]],
+        usage: UsageRecorder | None = None,
+    ) -> None:
+        self.registry.register(_LiveStateCollector(pools, queue_depths, usage))
 
     def _child(self, metric, *labels: str):
         key = (id(metric), labels)

@@ -20,11 +20,14 @@ _NULL_USAGE = (b'"usage":null', b'"usage": null')
 
 @dataclass(slots=True)
 class RelayResult:
-    status: int
-    outcome: str  # ok | upstream_error | upstream_died_mid_stream | client_disconnected
+    """Filled in as the answer passes, so a client hanging up at any point leaves a true record."""
+
+    status: int = 0
+    outcome: str = "pending"  # ok | upstream_error | upstream_died_mid_stream | client_disconnected
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     first_byte_at: float | None = None  # monotonic time the first streamed chunk went out
+    complete: bool = False  # the engine's whole answer was received
 
 
 def _usage_of(payload: dict) -> tuple[int | None, int | None]:
@@ -34,10 +37,10 @@ def _usage_of(payload: dict) -> tuple[int | None, int | None]:
     return usage.get("prompt_tokens"), usage.get("completion_tokens")
 
 
-async def relay_whole(upstream: UpstreamResponse, request_id: str) -> tuple[web.Response, RelayResult]:
+async def relay_whole(upstream: UpstreamResponse, request_id: str, result: RelayResult) -> web.Response:
     """A non-streamed answer: the engine's status and body, unchanged."""
     body = await upstream.read()
-    result = RelayResult(upstream.status, "ok" if upstream.status < 400 else "upstream_error")
+    result.status, result.outcome, result.complete = upstream.status, "ok" if upstream.status < 400 else "upstream_error", True
     if upstream.status == 200:
         try:
             result.prompt_tokens, result.completion_tokens = _usage_of(orjson.loads(body))
@@ -48,7 +51,7 @@ async def relay_whole(upstream: UpstreamResponse, request_id: str) -> tuple[web.
         body=body,
         headers={"Content-Type": upstream.headers.get("content-type", "application/json"), "x-request-id": request_id},
     )
-    return response, result
+    return response
 
 
 class StreamRelay:
@@ -59,10 +62,10 @@ class StreamRelay:
     client's stream ends with an error event instead of just stopping.
     """
 
-    def __init__(self, client_wants_usage: bool) -> None:
+    def __init__(self, client_wants_usage: bool, result: RelayResult) -> None:
         self.client_wants_usage = client_wants_usage
-        self.result = RelayResult(200, "ok")
-        self.saw_done = False
+        self.result = result
+        result.status, result.outcome = 200, "ok"
 
     def _filter(self, block: bytes) -> bytes:
         """Look at complete events that mention usage or [DONE]; pass everything else as it is."""
@@ -73,7 +76,7 @@ class StreamRelay:
             if not event:
                 continue
             if event.startswith(_DONE):
-                self.saw_done = True
+                self.result.complete = True
             elif _USAGE in event and not any(n in event for n in _NULL_USAGE):
                 payload = _event_json(event)
                 if payload is not None:
@@ -108,7 +111,7 @@ class StreamRelay:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             self.result.outcome = "client_disconnected"
             return self.result
-        if not self.saw_done:
+        if not self.result.complete:
             return await self._broken(response, "the engine closed the stream before it finished")
         return self.result
 

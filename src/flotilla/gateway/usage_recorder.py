@@ -1,0 +1,193 @@
+"""Usage records taken on the request path without touching the database, written in batches.
+
+`record()` appends to an in-memory buffer (O(1), never awaits). A background task writes the
+buffer every `flush_interval_s`, or as soon as `max_batch` records are waiting, in batches of at
+most `max_batch`. A batch that fails to write goes back to the front of the buffer and is
+retried with backoff, so nothing accepted is lost while the database is away. Two limits keep
+this honest:
+- the buffer holds at most `max_buffered` records; beyond that `record()` refuses new ones,
+  counts them in `records_dropped` and logs an error with the counts (never silently);
+- a batch the database rejects for its content (UsageRejected, e.g. a number out of range,
+  which retrying cannot fix) is split in halves until the offending records are isolated; those are counted in
+  `records_rejected` and logged, the rest are written.
+Call `record()` from the event loop the recorder runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from flotilla.store import Store, UsageRecord, UsageRejected
+
+log = logging.getLogger("flotilla.usage")
+
+MAX_BACKOFF_S = 30.0
+DROP_LOG_INTERVAL_S = 10.0
+
+
+class UsageRecorder:
+    def __init__(
+        self,
+        store: Store,
+        flush_interval_s: float = 1.0,
+        max_batch: int = 5000,
+        max_buffered: int = 200_000,
+    ) -> None:
+        if flush_interval_s <= 0:
+            raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {max_batch!r}")
+        if max_buffered < max_batch:
+            raise ValueError(f"max_buffered ({max_buffered}) must be >= max_batch ({max_batch})")
+        self._store = store
+        self._flush_interval_s = flush_interval_s
+        self._max_batch = max_batch
+        self._max_buffered = max_buffered
+        self._buffer: collections.deque[UsageRecord] = collections.deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._closed = False
+        self._consecutive_failures = 0
+        self._last_drop_log = float("-inf")
+        # Counters for the gateway's metrics.
+        self.records_written = 0
+        self.batches_written = 0
+        self.write_failures = 0
+        self.records_dropped = 0
+        self.records_rejected = 0
+
+    @property
+    def pending(self) -> int:
+        """Records accepted but not yet written."""
+        return len(self._buffer)
+
+    def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("the usage recorder is already started")
+        if self._closing:
+            raise RuntimeError("the usage recorder is closed")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="flotilla-usage-recorder")
+
+    def record(self, rec: UsageRecord) -> None:
+        if self._closing or len(self._buffer) >= self._max_buffered:
+            self._drop()
+            return
+        self._buffer.append(rec)
+        if len(self._buffer) >= self._max_batch:
+            self._wake.set()
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Stop the background task and write everything accepted, retrying for up to `timeout_s`."""
+        if self._closed:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        deadline = time.monotonic() + timeout_s
+        while self._buffer:
+            await self._flush_buffer()
+            if not self._buffer:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.error(
+                    "usage recorder closing with %d record(s) unwritten after %d failed write(s): "
+                    "the database stayed unreachable for %.0f s",
+                    len(self._buffer),
+                    self.write_failures,
+                    timeout_s,
+                )
+                break
+            await asyncio.sleep(min(self._backoff_s(), remaining))
+        self._closed = True
+
+    async def _run(self) -> None:
+        while not self._closing:
+            delay = self._backoff_s() if self._consecutive_failures else self._flush_interval_s
+            try:
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._closing:
+                return  # close() drains with its own deadline
+            await self._flush_buffer()
+
+    def _backoff_s(self) -> float:
+        return min(self._flush_interval_s * 2 ** min(self._consecutive_failures, 16), MAX_BACKOFF_S)
+
+    async def _flush_buffer(self) -> None:
+        """Write the whole buffer batch by batch; stop at the first failure (unwritten records stay)."""
+        while self._buffer:
+            count = min(len(self._buffer), self._max_batch)
+            batch = [self._buffer.popleft() for _ in range(count)]
+            try:
+                await self._write_batch(batch)
+            except Exception as exc:  # the database is away or failing: retry later
+                self.write_failures += 1
+                self._consecutive_failures += 1
+                log.warning(
+                    "usage write failed (%s: %s); %d record(s) kept for retry, %d failure(s) so far",
+                    type(exc).__name__,
+                    _first_line(exc),
+                    len(self._buffer),
+                    self.write_failures,
+                )
+                return
+            self._consecutive_failures = 0
+
+    async def _write_batch(self, batch: list[UsageRecord]) -> None:
+        """Write `batch`, splitting around records the database rejects for their content.
+
+        On any other error (or cancellation) the records not yet written go back to the front
+        of the buffer, in order, and the error propagates.
+        """
+        chunks: collections.deque[list[UsageRecord]] = collections.deque([batch])
+        while chunks:
+            chunk = chunks.popleft()
+            try:
+                await self._store.write_usage(chunk)
+            except UsageRejected as exc:
+                if len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    chunks.appendleft(chunk[middle:])
+                    chunks.appendleft(chunk[:middle])
+                    continue
+                self.records_rejected += 1
+                log.error(
+                    "usage record %s rejected by the database and not stored (%s); %d rejected so far",
+                    chunk[0].request_id,
+                    _first_line(exc),
+                    self.records_rejected,
+                )
+                continue
+            except BaseException:
+                unwritten = [rec for part in (chunk, *chunks) for rec in part]
+                self._buffer.extendleft(reversed(unwritten))
+                raise
+            self.records_written += len(chunk)
+            self.batches_written += 1
+
+    def _drop(self) -> None:
+        self.records_dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
+            self._last_drop_log = now
+            reason = "closed" if self._closing else f"full ({len(self._buffer)} records waiting)"
+            log.error(
+                "usage recorder %s: dropping usage records; %d dropped so far, %d write failure(s)",
+                reason,
+                self.records_dropped,
+                self.write_failures,
+            )
+
+
+def _first_line(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None)
+    lines = str(original if original is not None else exc).strip().splitlines()
+    return lines[0] if lines else ""

@@ -1,0 +1,18 @@
+"""The simulated vLLM-like engine (`engine: sim`, `flotilla sim`).
+
+An OpenAI-compatible server that behaves like vLLM under load, so the gateway can be tested and
+benchmarked without a GPU:
+
+- API: POST /v1/chat/completions, /v1/completions (stream or not, `usage`,
+  `stream_options.include_usage`), /v1/embeddings; GET /v1/models, /health, /metrics (vLLM names).
+- Continuous batching: at most `maxNumSeqs` sequences run; the rest wait FIFO. TTFT and ITL are
+  `ttftMs`/`itlMs` times `1 + batchSlowdown * (running - 1)` (latency.py).
+- Output: one vocabulary word per token; length = max_tokens (or max_completion_tokens), else a
+  seeded draw around `outputTokensMean` (exactly the mean with `deterministic`).
+- Prompt tokens: ceil(characters / 4), at least 1; token-id prompts count one per id.
+- Faults: `errorRate`, `dieMidStreamRate`, or per request the header
+  `x-sim-fault: error | die-mid-stream | none` (faults.py).
+
+Entry points: `server.create_sim_app`, `server.run_sim`; tests use `testing.start_sim` and
+`testing.SimProcess`.
+"""

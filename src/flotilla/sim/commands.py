@@ -1,0 +1,77 @@
+"""`flotilla sim`: run the simulated vLLM-like engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from flotilla.spec.engines import SimOptions
+
+
+def sim(
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (0: any free port, printed at start)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    model: str = typer.Option("sim", "--model", help="The model name served (what clients send as `model`)."),
+    ttft_ms: float | None = typer.Option(None, "--ttft-ms", help="Time to first token of a lone request (ms)."),
+    itl_ms: float | None = typer.Option(None, "--itl-ms", help="Inter-token latency of a lone request (ms)."),
+    max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences run at once; more wait FIFO."),
+    batch_slowdown: float | None = typer.Option(
+        None, "--batch-slowdown", help="Relative slowdown of TTFT and ITL per extra running sequence."
+    ),
+    output_tokens_mean: int | None = typer.Option(
+        None, "--output-tokens-mean", help="Mean output length when a request gives no max_tokens."
+    ),
+    deterministic: bool | None = typer.Option(
+        None, "--deterministic/--no-deterministic", help="Exact output lengths, no jitter (for tests)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the output-length and fault draws."),
+    error_rate: float | None = typer.Option(None, "--error-rate", help="Fraction of requests answered HTTP 500."),
+    die_mid_stream_rate: float | None = typer.Option(
+        None, "--die-mid-stream-rate", help="Fraction of streams cut off halfway."
+    ),
+    max_model_len: int | None = typer.Option(None, "--max-model-len", help="Context length in tokens."),
+) -> None:
+    """Run the simulated vLLM-like engine (OpenAI API, continuous batching, vLLM metrics)."""
+    from flotilla.sim.server import run_sim  # keeps `flotilla --help` from importing aiohttp
+
+    given: dict[str, Any] = {
+        "ttft_ms": ttft_ms,
+        "itl_ms": itl_ms,
+        "max_num_seqs": max_num_seqs,
+        "batch_slowdown": batch_slowdown,
+        "output_tokens_mean": output_tokens_mean,
+        "deterministic": deterministic,
+        "seed": seed,
+        "error_rate": error_rate,
+        "die_mid_stream_rate": die_mid_stream_rate,
+        "max_model_len": max_model_len,
+    }
+    try:
+        options = SimOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        for problem in exc.errors():
+            flag = "--" + str(problem["loc"][0]).replace("_", "-")
+            typer.echo(f"flotilla sim: {flag}: {problem['msg']} (got {problem.get('input')!r})", err=True)
+        raise typer.Exit(2) from None
+    if not 0 <= port <= 65535:
+        typer.echo(f"flotilla sim: --port: must be 0..65535, got {port}", err=True)
+        raise typer.Exit(2)
+    run_sim(options, model, host=host, port=port)
+
+
+def sim_args(options: SimOptions) -> list[str]:
+    """The `flotilla sim` flags reproducing `options` (for launchers: local runner, chart, tests)."""
+    args: list[str] = []
+    for name, value in options.model_dump().items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + flag[2:])
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sim)

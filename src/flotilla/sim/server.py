@@ -1,0 +1,265 @@
+"""The simulated vLLM-like engine's HTTP server (aiohttp + uvloop + orjson).
+
+Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings; GET /v1/models, /health,
+/metrics. With ttft = itl = 0 a request is answered in one write with no timer at all; otherwise
+it takes a slot in the batch (FIFO when full) and emits tokens on absolute deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from time import perf_counter
+
+import uvloop
+from aiohttp import web
+
+from flotilla.sim.engine import SimEngine, sleep_until
+from flotilla.sim.errors import SimError, bad_request, error_body
+from flotilla.sim.faults import FAULT_HEADER, Fault
+from flotilla.sim.protocol import (
+    GenerationRequest,
+    check_model,
+    parse_embedding_inputs,
+    parse_generation,
+    parse_json_object,
+)
+from flotilla.sim.responses import DONE_FRAME, EMBEDDING_DIM
+from flotilla.spec.engines import SimOptions
+
+SIM_ENGINE = web.AppKey("sim_engine", SimEngine)
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_METRICS_HEADERS = {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, headers=_JSON_HEADERS)
+
+
+def _error(exc: SimError) -> web.Response:
+    return _json(exc.body(), exc.status)
+
+
+def _injected_error() -> web.Response:
+    return _json(error_body(500, "Simulated engine failure (fault injection)."), 500)
+
+
+def _drop_connection(request: web.Request) -> None:
+    """Close the connection as a crashing engine would: no terminating chunk, no [DONE]."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()  # flushes what was already written, then FIN
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, chat=True)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, chat=False)
+
+
+async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
+    engine = request.app[SIM_ENGINE]
+    max_model_len = engine.options.max_model_len
+    try:
+        body = parse_json_object(await request.read())
+        check_model(body, engine.model_name)
+        gen = parse_generation(body, chat, max_model_len)
+        fault = engine.faults.decide(request.headers.get(FAULT_HEADER), gen.stream)
+    except SimError as exc:
+        return _error(exc)
+    if fault is Fault.ERROR:
+        return _injected_error()
+    room = max_model_len - gen.prompt_tokens
+    n_tokens = engine.output_length.draw(gen.max_tokens, room)
+    finish_reason = "length" if gen.max_tokens is not None or n_tokens == room else "stop"
+    if engine.latency.instant and fault is None:
+        return await _answer_instantly(engine, gen, n_tokens, finish_reason)
+    return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault)
+
+
+async def _answer_instantly(
+    engine: SimEngine, gen: GenerationRequest, n_tokens: int, finish_reason: str
+) -> web.Response:
+    """No simulated time: the whole answer in one write, no timers (the benchmark path)."""
+    arrival = perf_counter()
+    scheduler = engine.scheduler
+    if not scheduler.try_admit():
+        await scheduler.admit()
+    try:
+        if gen.stream:
+            frames = engine.responses.stream(gen.chat)
+            payload = frames.whole(n_tokens, finish_reason, gen.prompt_tokens, gen.include_usage)
+            response = web.Response(body=payload, headers=_SSE_HEADERS)
+        else:
+            response = _json(engine.responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
+    finally:
+        scheduler.release()
+    waited = perf_counter() - arrival
+    metrics = engine.metrics
+    metrics.prompt_tokens += gen.prompt_tokens
+    metrics.generation_tokens += n_tokens
+    metrics.ttft.observe(waited)
+    if n_tokens > 1:
+        metrics.inter_token.observe(0.0, n_tokens - 1)
+    metrics.finished(finish_reason, e2e=waited, queued=waited)
+    return response
+
+
+async def _answer_in_time(
+    request: web.Request,
+    engine: SimEngine,
+    gen: GenerationRequest,
+    n_tokens: int,
+    finish_reason: str,
+    fault: Fault | None,
+) -> web.StreamResponse:
+    arrival = perf_counter()
+    scheduler, latency, metrics = engine.scheduler, engine.latency, engine.metrics
+    cut_at = n_tokens // 2 if fault is Fault.DIE_MID_STREAM else -1
+    stream: web.StreamResponse | None = None
+    frames = None
+    if gen.stream:
+        # Like vLLM, the response starts as soon as the request is accepted, even if it must wait.
+        stream = web.StreamResponse(headers=_SSE_HEADERS)
+        try:
+            await stream.prepare(request)
+        except ConnectionError:
+            return stream  # the client already left
+        frames = engine.responses.stream(gen.chat)
+
+    await scheduler.admit()
+    admitted = perf_counter()
+    held = gen.prompt_tokens
+    engine.kv_tokens += held
+    outcome = "abort"
+    try:
+        deadline = admitted + latency.time_to_first_token(scheduler.running)
+        await sleep_until(deadline)
+        last = perf_counter()
+        metrics.ttft.observe(last - arrival)
+        metrics.prompt_tokens += gen.prompt_tokens
+        for i in range(n_tokens):
+            if i:
+                deadline += latency.inter_token(scheduler.running)
+                await sleep_until(deadline)
+                now = perf_counter()
+                metrics.inter_token.observe(now - last)
+                last = now
+            if i == cut_at:
+                _drop_connection(request)
+                return stream if stream is not None else web.Response()
+            held += 1
+            engine.kv_tokens += 1
+            metrics.generation_tokens += 1
+            if stream is not None and frames is not None:
+                frame = frames.last_token(i, finish_reason) if i == n_tokens - 1 else frames.token(i)
+                await stream.write(frames.opening() + frame if i == 0 else frame)
+        outcome = finish_reason
+    except ConnectionError:
+        return stream if stream is not None else web.Response()  # the client left: an abort
+    finally:
+        scheduler.release()
+        engine.kv_tokens -= held
+        end = perf_counter()
+        metrics.finished(outcome, e2e=end - arrival, queued=admitted - arrival)
+
+    if stream is None:
+        return _json(engine.responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
+    assert frames is not None
+    tail = frames.usage(gen.prompt_tokens, n_tokens) + DONE_FRAME if gen.include_usage else DONE_FRAME
+    try:
+        await stream.write(tail)
+        await stream.write_eof()
+    except ConnectionError:
+        pass
+    return stream
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    engine = request.app[SIM_ENGINE]
+    try:
+        body = parse_json_object(await request.read())
+        check_model(body, engine.model_name)
+        inputs = parse_embedding_inputs(body)
+        dimensions = body.get("dimensions") or EMBEDDING_DIM
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= 4096:
+            raise bad_request(f"`dimensions` must be an integer from 1 to 4096, got {dimensions!r}", "dimensions")
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise bad_request(f"`encoding_format` must be 'float' or 'base64', got {encoding!r}", "encoding_format")
+        if engine.faults.decide(request.headers.get(FAULT_HEADER), stream=False) is Fault.ERROR:
+            return _injected_error()
+    except SimError as exc:
+        return _error(exc)
+    engine.metrics.prompt_tokens += sum(tokens for _, tokens in inputs)
+    return _json(engine.responses.embeddings(inputs, dimensions, encoding == "base64"))
+
+
+async def models(request: web.Request) -> web.Response:
+    engine = request.app[SIM_ENGINE]
+    return _json(engine.responses.models(engine.options.max_model_len, engine.started_at))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[SIM_ENGINE].render_metrics(), headers=_METRICS_HEADERS)
+
+
+def create_sim_app(options: SimOptions, model_name: str) -> web.Application:
+    """The sim's aiohttp application serving `model_name` (run it with handler_cancellation=True
+    so a client that hangs up frees its batch slot, as vLLM aborts such requests)."""
+    if not model_name:
+        raise ValueError("model_name must not be empty")
+    app = web.Application(client_max_size=_MAX_BODY_BYTES)
+    app[SIM_ENGINE] = SimEngine(options, model_name)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """An AppRunner set up the way the sim is meant to run: no access log, hang-ups cancel handlers."""
+    return web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
+
+
+async def serve_until_stopped(options: SimOptions, model_name: str, host: str, port: int) -> None:
+    runner = make_runner(create_sim_app(options, model_name))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        # One parseable line: launchers (flotilla.sim.testing, local runner) read the port from it.
+        print(f"flotilla sim: serving model {model_name!r} on http://{host}:{bound_port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_sim(options: SimOptions, model_name: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve until SIGTERM/SIGINT (blocking, on uvloop). Port 0 picks a free port; the bound
+    port is printed on stdout as `... on http://HOST:PORT`."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        uvloop.run(serve_until_stopped(options, model_name, host, port))
+    except OSError as exc:
+        print(f"flotilla sim: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(1) from None
