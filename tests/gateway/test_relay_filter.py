@@ -52,3 +52,24 @@ def test_engine_load_from_vllm_metrics():
             b'vllm:kv_cache_usage_perc{model_name="m"} 0.5\n')
     assert engine_load_from_metrics(text) == 5
     assert engine_load_from_metrics(b"other 1\n") is None
+
+
+def test_completion_tokens_counted_when_the_engine_sends_no_usage():
+    relay = StreamRelay(False, RelayResult())
+    role = b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+    tok = b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+    relay._filter(role + tok)
+    spaced = b'data: {"choices": [{"delta": {"content": "b"}}]}\n\n'
+    relay._filter(tok + spaced + DONE)
+    assert relay.content_chunks == 3
+
+
+def test_request_ids_are_uuid_shaped_and_unique():
+    import uuid
+
+    from flotilla.gateway.app import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for rid in list(ids)[:10]:
+        assert uuid.UUID(rid).version == 4

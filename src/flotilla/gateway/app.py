@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 
@@ -27,13 +28,23 @@ from flotilla.store import UsageRecord
 
 log = logging.getLogger("flotilla.gateway")
 
-# Request ids: unique per process start (random prefix) and cheap (a counter), unlike uuid4 per request.
-_ID_PREFIX = os.urandom(6).hex()
+# Request ids are UUID-shaped (llama-cpp-python's server rejects any other X-Request-Id): 60 random
+# bits per process and a counter, far cheaper than uuid4() per request.
+_ID_RANDOM = os.urandom(8).hex()
+_ID_HEAD = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-4{_ID_RANDOM[12:15]}-8{_ID_RANDOM[15:16]}"
 _id_counter = itertools.count(1)
+_UUID_SHAPE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):010x}"
+    n = next(_id_counter)
+    return f"{_ID_HEAD}{(n >> 48) & 0xFF:02x}-{n & 0xFFFFFFFFFFFF:012x}"
+
+
+def request_id_of(request: web.Request) -> str:
+    """The client's X-Request-Id when it is a UUID (engines may insist on that), else a new one."""
+    given = request.headers.get("x-request-id")
+    return given if given and _UUID_SHAPE.match(given) else new_request_id()
 
 
 
@@ -99,7 +110,7 @@ class GatewayHandlers:
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        request_id = request.headers.get("x-request-id") or new_request_id()
+        request_id = request_id_of(request)
         try:
             principal = self.tokens.authenticate(request.headers.get("Authorization"))
             raw = await self._read_body(request)

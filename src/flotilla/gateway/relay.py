@@ -16,6 +16,10 @@ from flotilla.gateway.errors import sse_error_event
 _DONE = b"data: [DONE]"
 _USAGE = b'"usage"'
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
+# Token-bearing fields of chat and completion chunks, for engines that report no usage on streams.
+# Compact (orjson, vLLM) and spaced (Python's json.dumps, llama-cpp-python) separators.
+_CONTENT = (b'"content":"', b'"text":"', b'"content": "', b'"text": "')
+_EMPTY_CONTENT = (b'"content":""', b'"text":""', b'"content": ""', b'"text": ""')
 
 
 @dataclass(slots=True)
@@ -65,10 +69,12 @@ class StreamRelay:
     def __init__(self, client_wants_usage: bool, result: RelayResult) -> None:
         self.client_wants_usage = client_wants_usage
         self.result = result
+        self.content_chunks = 0
         result.status, result.outcome = 200, "ok"
 
     def _filter(self, block: bytes) -> bytes:
         """Look at complete events that mention usage or [DONE]; pass everything else as it is."""
+        self.content_chunks += sum(block.count(c) for c in _CONTENT) - sum(block.count(e) for e in _EMPTY_CONTENT)
         if _USAGE not in block and _DONE not in block:
             return block
         kept = []
@@ -88,15 +94,21 @@ class StreamRelay:
             kept.append(event)
         return b"\n\n".join(kept) + b"\n\n" if kept else b""
 
-    async def run(
-        self, upstream: UpstreamResponse, response: web.StreamResponse
-    ) -> RelayResult:
+    async def run(self, upstream: UpstreamResponse, response: web.StreamResponse) -> RelayResult:
+        try:
+            return await self._relay(upstream, response)
+        finally:  # also when the client hangs up (cancellation) right after the last chunk
+            if self.result.completion_tokens is None and self.content_chunks:
+                # The engine sent no usage (llama-cpp-python streams one token per chunk): count them.
+                self.result.completion_tokens = self.content_chunks
+
+    async def _relay(self, upstream: UpstreamResponse, response: web.StreamResponse) -> RelayResult:
         pending = b""
         try:
             async for data in upstream.iter_chunks():
-                if b"\r\n" in data:
-                    data = data.replace(b"\r\n", b"\n")
                 pending += data
+                if b"\r" in pending:  # CRLF events (sse-starlette); normalised after joining, so a split CR/LF is caught
+                    pending = pending.replace(b"\r\n", b"\n")
                 cut = pending.rfind(b"\n\n")
                 if cut < 0:
                     continue

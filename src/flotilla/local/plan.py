@@ -1,0 +1,103 @@
+"""What `flotilla up` will run: one process per engine replica, then the gateway, with ports and logs.
+
+Everything that can fail before a process starts (an engine not installed, a model file missing,
+the gateway's port taken) is found here, so `flotilla up` reports all of it and starts nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from flotilla.engines import EngineNotInstalled, UnknownEngine, get_engine, launches_process
+from flotilla.local.gguf import ModelUnavailable
+from flotilla.local.ports import connect_host, free_port, port_is_free
+from flotilla.local.supervisor import ProcessSpec
+from flotilla.spec.root import FlotillaSpec
+
+LOCAL_HOST = "127.0.0.1"  # engines listen here only: the gateway is the way in
+
+
+class PlanError(Exception):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    engines: list[ProcessSpec]
+    gateway: ProcessSpec
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.gateway.url}/v1"
+
+
+def flotilla_command(*args: str) -> list[str]:
+    """Run a flotilla subcommand with this interpreter (works without the entry point on PATH)."""
+    return [sys.executable, "-m", "flotilla.cli", *args]
+
+
+def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port: int | None = None) -> RunPlan:
+    problems: list[str] = []
+    engines: list[ProcessSpec] = []
+    taken: set[int] = set()
+    for model in spec.models:
+        try:
+            engine = get_engine(model.engine)
+        except (UnknownEngine, ImportError) as exc:
+            problems.append(f"models.{model.name}: engine {model.engine!r} is not available here: {exc}")
+            continue
+        if not launches_process(engine):
+            continue
+        if model.replicas < 1:
+            problems.append(f"models.{model.name}: replicas is 0; flotilla up needs at least 1 to serve it")
+            continue
+        for index in range(model.replicas):
+            port = free_port(LOCAL_HOST, taken)
+            try:
+                argv = engine.local_command(model, port)
+            except (EngineNotInstalled, ModelUnavailable) as exc:
+                problems.append(f"models.{model.name} ({model.engine}): {exc}")
+                break  # every replica would fail the same way
+            url = f"http://{LOCAL_HOST}:{port}"
+            engines.append(
+                ProcessSpec(
+                    name=f"engine-{model.name}-{index}",
+                    role="engine",
+                    argv=argv,
+                    log_path=run_dir / f"engine-{model.name}-{index}.log",
+                    port=port,
+                    url=url,
+                    health_url=url + engine.health_path,
+                    model=model.name,
+                    replica=index,
+                )
+            )
+
+    host = spec.gateway.host
+    port = gateway_port or spec.gateway.port
+    if not port_is_free(host, port):
+        problems.append(
+            f"gateway.port: port {port} on {host} is in use; stop what uses it, change gateway.port, "
+            "or pass --port"
+        )
+    if problems:
+        raise PlanError(problems)
+
+    endpoint_flags = [flag for e in engines for flag in ("--endpoint", f"{e.model}={e.url}")]
+    gateway_url = f"http://{connect_host(host)}:{port}"
+    gateway = ProcessSpec(
+        name="gateway",
+        role="gateway",
+        argv=flotilla_command(
+            "gateway", str(spec_path.resolve()), "--host", host, "--port", str(port), *endpoint_flags
+        ),
+        log_path=run_dir / "gateway.log",
+        port=port,
+        url=gateway_url,
+        health_url=gateway_url + "/health/ready",
+    )
+    return RunPlan(engines=engines, gateway=gateway)
