@@ -9,22 +9,12 @@ import urllib.request
 import openai
 import pytest
 
-from gwstack import STAFF, spec_for
+from gwstack import STAFF, spec_for, usage_rows
 from procs import gateway, sim_engine, stop
 
 
 def client(gw, key=STAFF):
     return openai.OpenAI(base_url=gw + "/v1", api_key=key, max_retries=0)
-
-
-async def read_usage(db):
-    from flotilla.store import Store
-
-    store = await Store.open(f"sqlite:///{db}", migrate=False)
-    try:
-        return await store.usage_summary(group_by=("token_name", "model"))
-    finally:
-        await store.close()
 
 
 def test_engine_dying_mid_stream_ends_the_stream_with_an_error(tmp_path):
@@ -39,23 +29,7 @@ def test_engine_dying_mid_stream_ends_the_stream_with_an_error(tmp_path):
                 received.append(chunk)
         assert "middle of the stream" in str(info.value.message)
         assert received, "chunks sent before the failure reach the client"
-        db = next(tmp_path.glob("flotilla-*.db"))
-        from flotilla.store import Store
-
-        async def outcomes():
-            store = await Store.open(f"sqlite:///{db}", migrate=False)
-            try:
-                return await store.usage_summary(group_by=("token_name", "outcome"))
-            finally:
-                await store.close()
-
-        deadline = time.monotonic() + 10
-        rows = []
-        while time.monotonic() < deadline:
-            rows = asyncio.run(outcomes())
-            if rows:
-                break
-            time.sleep(0.2)
+        rows = usage_rows(next(tmp_path.glob("flotilla-*.db")), ("token_name", "outcome"))
         assert [(r["token_name"], r["outcome"]) for r in rows] == [("staff", "upstream_died_mid_stream")]
 
 

@@ -7,7 +7,7 @@ import urllib.request
 import openai
 import pytest
 
-from gwstack import STAFF, STUDENTS
+from gwstack import STAFF, STUDENTS, usage_rows
 
 
 def client(gw: str, key: str = STAFF) -> openai.OpenAI:
@@ -74,28 +74,16 @@ def test_embeddings(fast_stack):
 
 
 def test_usage_is_recorded_per_token_and_model(fast_stack):
-    from flotilla.store import Store
-    import asyncio
-
     c = client(fast_stack["gateway"], STUDENTS)
     c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "count me"}], max_tokens=3)
     list(c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "me too"}], max_tokens=2, stream=True))
     db = next(fast_stack["tmp"].glob("flotilla-*.db"))
-
-    async def summary():
-        store = await Store.open(f"sqlite:///{db}", migrate=False)
-        try:
-            return await store.usage_summary(group_by=("token_name", "model"))
-        finally:
-            await store.close()
-
+    rows = usage_rows(db, ("token_name", "model"))
     deadline = time.monotonic() + 10
-    while True:
-        rows = {r["token_name"]: r for r in asyncio.run(summary())}
-        if "students" in rows and rows["students"]["requests"] >= 2 or time.monotonic() > deadline:
-            break
+    while not any(r["token_name"] == "students" and r["requests"] >= 2 for r in rows) and time.monotonic() < deadline:
         time.sleep(0.2)
-    students = rows["students"]
+        rows = usage_rows(db, ("token_name", "model"))
+    students = next(r for r in rows if r["token_name"] == "students")
     assert students["requests"] == 2
     assert students["completion_tokens"] == 5  # 3 + 2, the stream's usage included
     assert students["prompt_tokens"] > 0

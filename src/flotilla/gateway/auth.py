@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from flotilla.gateway.errors import unauthorized
+from flotilla.gateway.tasks import cancel_and_wait
 from flotilla.store import Store, TokenRecord, hash_token
 
 log = logging.getLogger("flotilla.gateway.auth")
@@ -40,12 +41,7 @@ class TokenCache:
         self._task = asyncio.create_task(self._refresh_loop(), name="token-cache-refresh")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def refresh(self) -> None:
         records, self._watermark = await self._store.tokens_changed_since(self._watermark)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from flotilla.gateway.endpoints import parse_endpoint_flags
-from flotilla.spec.loader import SpecError, load_spec
+from flotilla.spec.commands import load_spec_or_exit
 
 err = Console(stderr=True)
 
@@ -25,13 +25,10 @@ def gateway(
     """Run the OpenAI-compatible gateway for a spec's models."""
     from flotilla.gateway.server import GatewayConfigError, resolve_endpoints, run_gateway
 
+    spec = load_spec_or_exit(spec_file)
     try:
-        spec = load_spec(spec_file)
         endpoints = parse_endpoint_flags(endpoint)
         resolve_endpoints(spec, endpoints)
-    except SpecError as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(1) from None
     except (ValueError, GatewayConfigError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None

@@ -11,6 +11,8 @@ import aiohttp
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.replicas import Replica, ReplicaPool
 
+from flotilla.gateway.tasks import cancel_and_wait
+
 log = logging.getLogger("flotilla.gateway.health")
 
 # vLLM gauges (the sim exposes the same) that say how busy an engine is, whoever sent the work.
@@ -68,12 +70,7 @@ class HealthMonitor:
         self._task = asyncio.create_task(self._loop(), name="health-monitor")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from flotilla.spec.loader import SpecError, load_spec
+from flotilla.spec.commands import load_spec_or_exit
 
 err = Console(stderr=True)
 
@@ -30,13 +30,7 @@ def up(
     from flotilla.local.rundir import default_run_dir
     from flotilla.local.runner import Stack, UpSettings, run_stack
 
-    try:
-        spec = load_spec(spec_file)
-    except SpecError as exc:
-        err.print(f"[red]✗[/red] {exc.source}: invalid spec")
-        for problem in exc.problems:
-            err.print(f"  - {problem}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+    spec = load_spec_or_exit(spec_file)
     folder = (run_dir or default_run_dir()).resolve()
     try:
         plan = build_plan(spec, spec_file, folder, gateway_port=port)
