@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "flotilla.local.commands",  # up
     "flotilla.store.commands",  # tokens, usage
     "flotilla.bench.commands",  # bench
+    "flotilla.chart.commands",  # render
 ]
 
 

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 import time
+
 from flotilla.store import Store, UsageRecord, UsageRejected
 
 log = logging.getLogger("flotilla.usage")
@@ -76,7 +77,8 @@ class UsageRecorder:
             self._drop()
             return
         self._buffer.append(rec)
-        if len(self._buffer) >= self._max_batch:
+        # A full batch is written at once, unless writes are failing: then the backoff decides.
+        if len(self._buffer) >= self._max_batch and not self._consecutive_failures:
             self._wake.set()
 
     async def close(self, timeout_s: float = 30.0) -> None:
@@ -128,7 +130,7 @@ class UsageRecorder:
             batch = [self._buffer.popleft() for _ in range(count)]
             try:
                 await self._write_batch(batch)
-            except Exception as exc:  # the database is away or failing: retry later
+            except Exception as exc:  # noqa: BLE001 - any failure here means: keep the records, retry later
                 self.write_failures += 1
                 self._consecutive_failures += 1
                 log.warning(

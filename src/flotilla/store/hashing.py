@@ -1,0 +1,35 @@
+"""Token secrets: how they are hashed for storage and lookup, and how new ones are made."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+
+PEPPER_ENV = "FLOTILLA_TOKEN_PEPPER"
+SECRET_PREFIX = "flt-"
+
+
+def hash_token(secret: str) -> str:
+    """SHA-256 hex of the secret, or HMAC-SHA256 keyed with $FLOTILLA_TOKEN_PEPPER when set.
+
+    Bearer tokens are long random strings, so a fast hash is enough (no password stretching);
+    the pepper keeps a stolen database from being checked against guessed tokens offline.
+    The pepper is read on every call so that every process agrees with its own environment.
+    """
+    data = secret.encode()
+    pepper = os.environ.get(PEPPER_ENV)
+    if pepper:
+        return hmac.digest(pepper.encode(), data, "sha256").hex()
+    return hashlib.sha256(data).hexdigest()
+
+
+def generate_secret() -> str:
+    """A fresh bearer secret: 'flt-' and 256 random bits, URL-safe."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_preview(token_hash: str) -> str:
+    """Enough of a hash to tell tokens apart in a listing, never the whole value."""
+    return token_hash[:8] + "…"
