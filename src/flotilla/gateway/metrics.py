@@ -57,6 +57,7 @@ class _LiveStateCollector(Collector):
                 ("flotilla_usage_records_written", "Usage records written to the store.", u.records_written),
                 ("flotilla_usage_records_dropped", "Usage records refused because the buffer was full.", u.records_dropped),
                 ("flotilla_usage_write_failures", "Failed batched writes of usage records (retried).", u.write_failures),
+                ("flotilla_usage_records_rejected", "Usage records the database refused for their content.", u.records_rejected),
             ):
                 yield CounterMetricFamily(name, help_text, value=value)
 

@@ -12,8 +12,19 @@ from flotilla.store.errors import (
 )
 from flotilla.store.hashing import generate_secret, hash_token
 from flotilla.store.records import TokenRecord, UsageRecord
-from flotilla.store.store import Store
-from flotilla.store.urls import normalise_database_url, safe_url
+
+# These pull in SQLAlchemy and Alembic (~0.4 s): loaded on first use, so commands that never
+# touch the database (sim, validate, bench) start fast.
+_LAZY = {"Store": "flotilla.store.store", "normalise_database_url": "flotilla.store.urls", "safe_url": "flotilla.store.urls"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flotilla.store' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "DatabaseURLError",

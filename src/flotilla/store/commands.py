@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,9 +16,11 @@ from rich.table import Table
 
 from flotilla.store.errors import StoreError
 from flotilla.store.hashing import hash_preview
-from flotilla.store.store import Store
 from flotilla.store.timeparse import parse_point_in_time
 from flotilla.store.url_source import DATABASE_URL_ENV, resolve_database_url
+
+if TYPE_CHECKING:
+    from flotilla.store.store import Store
 
 T = TypeVar("T")
 
@@ -53,6 +55,8 @@ def _run(database: str | None, spec: Path | None, action: Callable[[Store], Awai
     """Open the store (migrating it), run `action`, close; store errors become one clear line."""
 
     async def main() -> T:
+        from flotilla.store.store import Store
+
         store = await Store.open(resolve_database_url(database, spec))
         try:
             return await action(store)
