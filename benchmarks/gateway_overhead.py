@@ -3,7 +3,9 @@
 Layout (2 cores): the gateway alone on core 0; the sim engine and the load generator on core 1.
   - added latency: one connection, sequential requests, p50/p99 via gateway minus direct;
   - maximum rate: wrk (C load generator) with many connections, non-streaming and streaming
-    (16 content chunks per response).
+    (16 content chunks per response). With the sim at zero latency its 16 chunks leave back to back
+    and usually reach the gateway in one read; the "paced" run (sim ITL 1 ms) makes the gateway
+    relay every chunk on its own.
 
 Run: .venv/bin/python benchmarks/gateway_overhead.py [--json out.json]
 Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
@@ -97,11 +99,11 @@ def latencies(port: int, stream: bool, auth: bool, n: int) -> list[float]:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = bytearray()
     out = []
-    for i in range(n + 200):  # the first 200 warm up
+    for i in range(n + 100):  # the first 100 warm up
         t0 = time.perf_counter()
         sock.sendall(payload)
         read_response(sock, buf)
-        if i >= 200:
+        if i >= 100:
             out.append((time.perf_counter() - t0) * 1000)
     sock.close()
     return out
@@ -112,15 +114,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def wrk_rate(port: int, stream: bool, auth: bool, seconds: int, connections: int, tmp: Path) -> dict:
+def wrk_rate(
+    port: int, stream: bool, auth: bool, seconds: int, connections: int, tmp: Path, model: str = "chat"
+) -> dict:
     body = json.dumps(
-        {"model": "chat", "messages": [{"role": "user", "content": "Say something short."}],
+        {"model": model, "messages": [{"role": "user", "content": "Say something short."}],
          "max_tokens": STREAM_TOKENS, "stream": stream}
     )
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if auth:
         headers += f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n'
-    script = tmp / f"post-{stream}-{auth}.lua"
+    script = tmp / f"post-{model}-{stream}-{auth}.lua"
     script.write_text(
         f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n{headers}'
         "function response(status, headers, body) if status ~= 200 then errors_seen = (errors_seen or 0) + 1 end end\n"
@@ -139,7 +143,8 @@ def wrk_rate(port: int, stream: bool, auth: bool, seconds: int, connections: int
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000, help="sequential requests per latency run")
+    parser.add_argument("--requests", type=int, default=10000, help="sequential requests per latency measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating direct/gateway latency rounds")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--json", type=Path)
@@ -148,25 +153,33 @@ def main() -> None:
         sys.exit("needs wrk and taskset: apt-get install -y wrk util-linux")
 
     tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-"))
-    sim_port, gw_port = free_port(), free_port()
+    sim_port, paced_port, gw_port = free_port(), free_port(), free_port()
     flotilla = [sys.executable, "-m", "flotilla.cli"]
     spec = tmp / "spec.yaml"
     spec.write_text(
         f"models:\n  - name: chat\n    engine: sim\n    maxConcurrency: 1024\n"
+        f"  - name: paced\n    engine: sim\n    maxConcurrency: 1024\n"
         f"gateway:\n  port: {gw_port}\n  database: sqlite:///{tmp}/bench.db\n"
         f"  tokens:\n    - {{name: bench, token: {TOKEN}, priority: 1, threshold: 100000}}\n"
     )
     sim = start(flotilla + ["sim", "--port", str(sim_port), "--model", "chat", "--ttft-ms", "0", "--itl-ms", "0",
                             "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "sim.log")
-    gw = start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}"], 0, tmp / "gw.log")
+    paced = start(flotilla + ["sim", "--port", str(paced_port), "--model", "paced", "--ttft-ms", "0", "--itl-ms", "1",
+                              "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "paced.log")
+    gw = start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
+                           "--endpoint", f"paced=http://127.0.0.1:{paced_port}"], 0, tmp / "gw.log")
     results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS}
     try:
         wait_ok(f"http://127.0.0.1:{sim_port}/health")
+        wait_ok(f"http://127.0.0.1:{paced_port}/health")
         wait_ok(f"http://127.0.0.1:{gw_port}/health/ready")
         for stream in (False, True):
             kind = "streaming" if stream else "non_streaming"
-            direct = latencies(sim_port, stream, False, args.requests)
-            via = latencies(gw_port, stream, True, args.requests)
+            # Rounds alternate direct and gateway so a noisy moment of the machine hits both alike.
+            direct, via = [], []
+            for _ in range(args.rounds):
+                direct += latencies(sim_port, stream, False, args.requests // args.rounds)
+                via += latencies(gw_port, stream, True, args.requests // args.rounds)
             results[f"latency_{kind}"] = {
                 "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99),
                 "gateway_p50_ms": pct(via, 50), "gateway_p99_ms": pct(via, 99),
@@ -179,8 +192,12 @@ def main() -> None:
                 "direct": wrk_rate(sim_port, stream, False, args.seconds, args.connections, tmp),
                 "gateway": wrk_rate(gw_port, stream, True, args.seconds, args.connections, tmp),
             }
+        results["rate_streaming_paced"] = {
+            "direct": wrk_rate(paced_port, True, False, args.seconds, args.connections, tmp, "paced"),
+            "gateway": wrk_rate(gw_port, True, True, args.seconds, args.connections, tmp, "paced"),
+        }
     finally:
-        for proc in (gw, sim):
+        for proc in (gw, sim, paced):
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
 
@@ -190,7 +207,7 @@ def main() -> None:
         r = results[f"latency_{kind}"]
         print(f"{kind:26}{r['direct_p50_ms']:12.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:11.3f}{r['added_p99_ms']:11.3f}")
     print(f"{'':26}{'direct req/s':>14}{'gateway req/s':>15}  ({args.connections} connections, {args.seconds} s)")
-    for kind in ("non_streaming", "streaming"):
+    for kind in ("non_streaming", "streaming", "streaming_paced"):
         r = results[f"rate_{kind}"]
         print(f"{kind:26}{r['direct']['req_per_s']:14.0f}{r['gateway']['req_per_s']:15.0f}"
               f"  errors: {r['gateway']['non_2xx']} non-2xx, {r['gateway']['socket_errors'] or 'no socket errors'}")

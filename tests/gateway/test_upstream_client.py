@@ -61,11 +61,33 @@ async def test_content_length_body_and_keep_alive_reuse():
         await client.close()
 
 
-async def test_chunked_stream_yields_each_chunk():
+async def test_chunks_that_arrive_together_are_yielded_together():
     async with RawServer([chunked(b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n")]) as srv:
         client = UpstreamClient()
         resp = await client.post(srv.url, "/s", b"{}", {})
-        assert [c async for c in resp.iter_chunks()] == [b"data: 1\n\n", b"data: 2\n\n", b"data: [DONE]\n\n"]
+        assert [c async for c in resp.iter_chunks()] == [b"data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"]
+        await client.close()
+
+
+async def test_chunks_that_arrive_apart_are_yielded_as_they_arrive():
+    async def paced(writer):
+        whole = chunked(b"data: 1\n\n", b"data: 2\n\n")
+        head, _, body = whole.partition(b"\r\n\r\n")
+        first = b"9\r\ndata: 1\n\n\r\n"
+        writer.write(head + b"\r\n\r\n" + first)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(body[len(first):])
+        await writer.drain()
+
+    async with RawServer([paced]) as srv:
+        client = UpstreamClient()
+        resp = await client.post(srv.url, "/s", b"{}", {})
+        pieces = []
+        async for chunk in resp.iter_chunks():
+            pieces.append((chunk, asyncio.get_running_loop().time()))
+        assert [p for p, _ in pieces] == [b"data: 1\n\n", b"data: 2\n\n"]
+        assert pieces[1][1] - pieces[0][1] >= 0.05  # the first was relayed before the second existed
         await client.close()
 
 

@@ -104,21 +104,29 @@ class UpstreamResponse:
         buf = conn.buffer
         try:
             if self._chunked:
+                # Every chunk already here goes out together: one write downstream per read upstream,
+                # not one per SSE event, when an engine sends several events at once.
                 while True:
-                    end = buf.find(b"\r\n")
-                    while end < 0:
-                        await conn.more()
-                        end = buf.find(b"\r\n")
-                    size = int(bytes(buf[:end]).split(b";", 1)[0], 16)
-                    while len(buf) < end + 2 + size + 2:
-                        await conn.more()
-                    if size == 0:
-                        # Trailers are not used by engines; expect the bare terminator.
-                        del buf[: end + 4]
+                    parts, pos, last = [], 0, False
+                    while True:
+                        end = buf.find(b"\r\n", pos)
+                        if end < 0:
+                            break
+                        size = int(bytes(buf[pos:end]).split(b";", 1)[0], 16)
+                        if len(buf) < end + 2 + size + 2:
+                            break
+                        if size == 0:  # trailers are not used by engines; expect the bare terminator
+                            pos, last = end + 4, True
+                            break
+                        parts.append(bytes(buf[end + 2 : end + 2 + size]))
+                        pos = end + 2 + size + 2
+                    del buf[:pos]
+                    if parts:
+                        yield b"".join(parts)
+                    if last:
                         break
-                    chunk = bytes(buf[end + 2 : end + 2 + size])
-                    del buf[: end + 2 + size + 2]
-                    yield chunk
+                    if not parts:
+                        await conn.more()
             elif self._length is not None:
                 left = self._length
                 while left:
