@@ -32,36 +32,35 @@ BACKENDS = [
 ]
 
 
+async def _admin_execute(backend: str, sql: str) -> None:
+    """Run one statement as the server's admin user (CREATE/DROP DATABASE)."""
+    admin = make_url(POSTGRES_ADMIN_URL if backend == "postgresql" else MARIADB_ADMIN_URL)
+    if backend == "postgresql":
+        conn = await asyncpg.connect(
+            host=admin.host, port=admin.port or 5432, user=admin.username, password=admin.password,
+            database=admin.database, timeout=15,
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+    else:
+        conn = await aiomysql.connect(
+            host=admin.host, port=admin.port or 3306, user=admin.username, password=admin.password or "",
+            db=admin.database, connect_timeout=15,
+        )
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(sql)
+        finally:
+            conn.close()
+
+
 async def _create_server_database(backend: str, name: str) -> str:
     admin = make_url(POSTGRES_ADMIN_URL if backend == "postgresql" else MARIADB_ADMIN_URL)
+    sql = f'CREATE DATABASE "{name}"' if backend == "postgresql" else f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
     try:
-        if backend == "postgresql":
-            conn = await asyncpg.connect(
-                host=admin.host,
-                port=admin.port or 5432,
-                user=admin.username,
-                password=admin.password,
-                database=admin.database,
-                timeout=15,
-            )
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await conn.close()
-        else:
-            conn = await aiomysql.connect(
-                host=admin.host,
-                port=admin.port or 3306,
-                user=admin.username,
-                password=admin.password or "",
-                db=admin.database,
-                connect_timeout=15,
-            )
-            try:
-                async with conn.cursor() as cur:
-                    await cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-            finally:
-                conn.close()
+        await _admin_execute(backend, sql)
     except (OSError, asyncpg.PostgresError, aiomysql.Error) as exc:
         pytest.fail(
             f"{backend} at {admin.render_as_string(hide_password=True)} is needed by the store tests and "
@@ -71,34 +70,10 @@ async def _create_server_database(backend: str, name: str) -> str:
 
 
 async def _drop_server_database(backend: str, name: str) -> None:
-    admin = make_url(POSTGRES_ADMIN_URL if backend == "postgresql" else MARIADB_ADMIN_URL)
     if backend == "postgresql":
-        conn = await asyncpg.connect(
-            host=admin.host,
-            port=admin.port or 5432,
-            user=admin.username,
-            password=admin.password,
-            database=admin.database,
-            timeout=15,
-        )
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await _admin_execute(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        conn = await aiomysql.connect(
-            host=admin.host,
-            port=admin.port or 3306,
-            user=admin.username,
-            password=admin.password or "",
-            db=admin.database,
-            connect_timeout=15,
-        )
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        finally:
-            conn.close()
+        await _admin_execute(backend, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @asynccontextmanager
