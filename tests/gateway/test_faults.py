@@ -50,6 +50,12 @@ def test_engine_500_reaches_the_client_unchanged(tmp_path):
         relayed = post(gw, {"Authorization": f"Bearer {STAFF}"})
         assert direct[0] == relayed[0] == 500
         assert relayed[1]["error"]["message"] == direct[1]["error"]["message"]
+        # The failure is logged as one JSON line that names the token, never its secret.
+        log_text = next(tmp_path.glob("gateway-*.log")).read_text()
+        lines = [json.loads(l) for l in log_text.splitlines() if l.startswith("{")]
+        failures = [l for l in lines if l.get("msg") == "request"]
+        assert failures and failures[-1]["outcome"] == "upstream_error" and failures[-1]["token"] == "staff"
+        assert STAFF not in log_text
 
 
 def test_request_is_retried_on_another_replica_when_one_dies(tmp_path):

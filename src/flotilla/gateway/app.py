@@ -151,7 +151,22 @@ class GatewayHandlers:
             record.duration_ms = (time.monotonic() - started) * 1000
             self.metrics.observe_request(served.spec.name, record.status_code, priority)
             self.usage.record(record)
+            self._log_request(record, priority)
         return response
+
+    @staticmethod
+    def _log_request(record: UsageRecord, priority: int) -> None:
+        """Failures always, every request at debug level: one JSON line each, never a secret."""
+        failed = record.outcome != "ok"
+        if not failed and not log.isEnabledFor(logging.DEBUG):
+            return
+        fields = {
+            "request_id": record.request_id, "token": record.token_name, "model": record.model,
+            "replica": record.replica, "status": record.status_code, "outcome": record.outcome,
+            "priority": priority, "stream": record.stream, "queue_wait_ms": record.queue_wait_ms,
+            "duration_ms": round(record.duration_ms, 3),
+        }
+        log.log(logging.WARNING if failed else logging.DEBUG, "request", extra={"fields": fields})
 
     async def _read_body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
