@@ -172,3 +172,31 @@ async def test_timeout_aborts_a_silent_engine():
         client = UpstreamClient(read_timeout=0.2)
         with pytest.raises((UpstreamBroken, UpstreamUnreachable)):
             await client.post(srv.url, "/s", b"{}", {})
+
+
+async def test_https_engine(tmp_path):
+    """An external engine behind TLS (a self-signed certificate the client is told to trust)."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    srv = RawServer([ok, ok])
+    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0, ssl=server_tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        client = UpstreamClient(ssl_context=trusted)
+        assert await (await client.post(f"https://localhost:{port}", "/v1/x", b"{}", {})).read() == b"ok"
+        await client.close()
+        with pytest.raises(UpstreamUnreachable):  # the system's CAs do not trust a self-signed engine
+            await UpstreamClient().post(f"https://localhost:{port}", "/v1/x", b"{}", {})
+    finally:
+        server.close()

@@ -91,6 +91,11 @@ def test_vllm_requires_its_section_and_defaults_to_priority_scheduling():
     assert spec.models[0].forwards_vllm_priority
 
 
+def test_external_urls_accept_openai_style_base_urls():
+    text = ISSUE_EXAMPLE.replace('urls: ["http://10.0.0.5:8000"]', 'urls: ["https://llm.example.org/v1/", "http://10.0.0.6:8000/"]')
+    assert load_spec_text(text, env=ENV).models[1].urls == ["https://llm.example.org", "http://10.0.0.6:8000"]
+
+
 def test_yaml_syntax_error_gives_line():
     found = problems("models: [\n  - name: x\n")
     assert found[0].startswith("line ")

@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 client for talking to engines: keep-alive pools per replica, streaming bodies.
+"""A lean HTTP/1.1 client for talking to engines (http or https): keep-alive pools per replica, streaming bodies.
 
 Why not aiohttp's client: at the gateway's request rates it was the largest single cost on the
 hot path (profiled with py-spy; see benchmarks/gateway_overhead.py). Engines speak plain
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -173,9 +174,13 @@ class UpstreamResponse:
 
 
 class _HostPool:
-    def __init__(self, host: str, port: int, connect_timeout: float, max_idle: int = 256) -> None:
+    def __init__(
+        self, host: str, port: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None,
+        max_idle: int = 256,
+    ) -> None:
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
         self.idle: deque[_Protocol] = deque()
@@ -191,9 +196,9 @@ class _HostPool:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Protocol, self.host, self.port), self.connect_timeout
+                loop.create_connection(_Protocol, self.host, self.port, ssl=self.ssl_context), self.connect_timeout
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
             raise UpstreamUnreachable(f"cannot connect to {self.host}:{self.port}: {exc or type(exc).__name__}") from None
         sock = conn.transport.get_extra_info("socket")
         if sock is not None:
@@ -210,18 +215,27 @@ class _HostPool:
 class UpstreamClient:
     """POSTs to engines over pooled keep-alive connections."""
 
-    def __init__(self, connect_timeout: float = 3.0, read_timeout: float = 600.0) -> None:
+    def __init__(
+        self, connect_timeout: float = 3.0, read_timeout: float = 600.0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self._ssl_context = ssl_context  # https engines; default: the system's trusted CAs
         self._pools: dict[str, tuple[_HostPool, str]] = {}
 
     def _pool(self, base_url: str) -> _HostPool:
         entry = self._pools.get(base_url)
         if entry is None:
             parts = urlsplit(base_url)
-            if parts.scheme != "http":
-                raise UpstreamUnreachable(f"{base_url}: only http:// engines are supported by the fast client")
-            pool = _HostPool(parts.hostname or "127.0.0.1", parts.port or 80, self.connect_timeout)
+            if parts.scheme not in ("http", "https"):
+                raise UpstreamUnreachable(f"{base_url}: engines are reached over http:// or https://")
+            tls = parts.scheme == "https"
+            if tls and self._ssl_context is None:
+                self._ssl_context = ssl.create_default_context()
+            pool = _HostPool(
+                parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80), self.connect_timeout,
+                self._ssl_context if tls else None,
+            )
             entry = self._pools[base_url] = (pool, parts.path.rstrip("/"))
         return entry[0]
 

@@ -30,7 +30,9 @@ class ModelSpec(ModelDeploy):
     served_model_name: str | None = Field(
         None, description="Model name the engine expects; default: `name`."
     )
-    urls: list[str] = Field(default_factory=list, description="Base URLs of an external engine.")
+    urls: list[str] = Field(
+        default_factory=list, description="Base URLs of an external engine (http or https; a trailing /v1 is optional)."
+    )
     api_key: str | None = Field(None, description="Bearer token the gateway sends to an external engine.")
     sim: SimOptions | None = None
     llamacpp: LlamaCppOptions | None = None
@@ -54,7 +56,8 @@ class ModelSpec(ModelDeploy):
         for url in urls:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL")
-        return [u.rstrip("/") for u in urls]
+        # OpenAI clients' base URLs end in /v1; the gateway appends the /v1/... path itself.
+        return [u.rstrip("/").removesuffix("/v1") for u in urls]
 
     @model_validator(mode="after")
     def _engine_options_present(self) -> "ModelSpec":
