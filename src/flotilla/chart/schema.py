@@ -10,7 +10,6 @@ express: the templates merge it under each model, so the chart and `flotilla up`
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 from pathlib import Path
@@ -23,7 +22,7 @@ from flotilla.chart.paths import chart_dir
 from flotilla.spec.base import SpecModel
 from flotilla.spec.engines import LlamaCppOptions, SglangOptions, SimOptions, TgiOptions, VllmOptions
 from flotilla.spec.models import ModelSpec
-from flotilla.spec.root import FlotillaSpec
+from flotilla.spec.schema import schema_text, spec_json_schema
 
 SCHEMA_FILE = "values.schema.json"
 DEFAULTS_FILE = "files/defaults.yaml"
@@ -41,16 +40,11 @@ ENGINE_OPTIONS: dict[str, type[SpecModel]] = {
 
 
 def values_schema() -> dict[str, Any]:
-    schema = FlotillaSpec.model_json_schema(by_alias=True, mode="validation")
-    # pydantic writes JSON Schema 2020-12 ($defs, $ref beside other keywords); say so, so that
-    # Helm's validator reads it by those rules.
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Flotilla spec (Helm values)"
-    return schema
+    return spec_json_schema(title="Flotilla spec (Helm values)")
 
 
 def values_schema_text() -> str:
-    return json.dumps(values_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_text(values_schema())
 
 
 def _spec_model_of(annotation: Any) -> type[SpecModel] | None:

@@ -8,12 +8,18 @@ from typing import Any
 from flotilla.spec.root import FlotillaSpec
 
 
-def spec_json_schema() -> dict[str, Any]:
+def spec_json_schema(title: str = "Flotilla spec") -> dict[str, Any]:
     schema = FlotillaSpec.model_json_schema(by_alias=True, mode="validation")
-    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
-    schema["title"] = "Flotilla spec"
+    # pydantic writes JSON Schema 2020-12 ($defs, $ref beside other keywords); say so, so that
+    # validators (Helm's among them) read it by those rules.
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = title
     return schema
 
 
+def schema_text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
 def spec_json_schema_text() -> str:
-    return json.dumps(spec_json_schema(), indent=2, sort_keys=True) + "\n"
+    return schema_text(spec_json_schema())
