@@ -1,5 +1,4 @@
 import pytest
-
 from gwstack import spec_for
 from procs import gateway, sim_engine
 

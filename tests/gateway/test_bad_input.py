@@ -6,7 +6,6 @@ import urllib.request
 
 import openai
 import pytest
-
 from gwstack import STAFF
 
 

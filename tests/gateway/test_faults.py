@@ -8,7 +8,6 @@ import urllib.request
 
 import openai
 import pytest
-
 from gwstack import STAFF, spec_for, usage_rows
 from procs import gateway, sim_engine, stop
 
@@ -59,10 +58,8 @@ def test_engine_500_reaches_the_client_unchanged(tmp_path):
 
 
 def test_request_is_retried_on_another_replica_when_one_dies(tmp_path):
-    import subprocess
-    import sys
 
-    from procs import free_port, flotilla, running
+    from procs import flotilla, free_port, running
 
     spec = spec_for(healthIntervalS=60)  # the health check will not notice in time: the retry must
     port = free_port()

@@ -5,8 +5,6 @@ import time
 import urllib.request
 
 import openai
-import pytest
-
 from gwstack import STAFF, STUDENTS, usage_rows
 
 

@@ -1,6 +1,6 @@
+from flotilla.gateway.health import engine_load_from_metrics
 from flotilla.gateway.relay import RelayResult, StreamRelay
 from flotilla.gateway.requests import ParsedBody, effective_priority, upstream_body, vllm_priority_of
-from flotilla.gateway.health import engine_load_from_metrics
 
 CONTENT = b'data: {"choices":[{"delta":{"content":"hi"}}]}\n\n'
 USAGE = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}\n\n'

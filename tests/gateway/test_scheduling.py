@@ -7,7 +7,6 @@ import urllib.request
 
 import openai
 import pytest
-
 from gwstack import PEERS, STAFF, STUDENTS, spec_for
 from procs import gateway, sim_engine
 

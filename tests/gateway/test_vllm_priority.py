@@ -1,12 +1,10 @@
 """Priority forwarding in vLLM's convention, against a fake vLLM (no GPU here), named as such."""
 
 import asyncio
-import json
 import threading
 
 import openai
 from aiohttp import web
-
 from gwstack import STAFF, STUDENTS, spec_for
 from procs import free_port, gateway
 

@@ -16,12 +16,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flotilla.gateway import errors
-from flotilla.gateway.auth import Principal, TokenCache
+from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
-from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
+from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
 from flotilla.store import UsageRecord
@@ -206,7 +206,7 @@ class GatewayHandlers:
                 except UpstreamUnreachable as exc:
                     failed = True
                     last_error = f"{replica.label}: {exc}"
-                    self.metrics.retries.labels(served.spec.name).inc()
+                    self.metrics.observe_retry(served.spec.name)
                     continue
                 async with upstream:
                     if parsed.stream and upstream.status == 200:

@@ -10,7 +10,6 @@ import aiohttp
 
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.replicas import Replica, ReplicaPool
-
 from flotilla.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("flotilla.gateway.health")

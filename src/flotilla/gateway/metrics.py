@@ -112,6 +112,9 @@ class GatewayMetrics:
     def observe_ttft(self, model: str, priority: int, seconds: float) -> None:
         self._child(self.ttft, model, str(priority)).observe(seconds)
 
+    def observe_retry(self, model: str) -> None:
+        self._child(self.retries, model).inc()
+
     def observe_tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
         if prompt:
             self._child(self.tokens, model, "prompt").inc(prompt)

@@ -9,9 +9,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from flotilla.gateway.upstream import UpstreamBroken, UpstreamResponse
-
 from flotilla.gateway.errors import sse_error_event
+from flotilla.gateway.upstream import UpstreamBroken, UpstreamResponse
 
 _DONE = b"data: [DONE]"
 _USAGE = b'"usage"'
