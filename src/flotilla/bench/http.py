@@ -172,11 +172,7 @@ class HttpConnection(asyncio.Protocol):
             elif state == "chunk-data":
                 if not buf:
                     return
-                take = min(self._remaining, len(buf))
-                pieces.append(bytes(buf[:take]))
-                del buf[:take]
-                self._remaining -= take
-                if self._remaining == 0:
+                if self._take_body(pieces):
                     self._state = "chunk-end"
             elif state == "chunk-end":
                 if len(buf) < 2:
@@ -199,11 +195,7 @@ class HttpConnection(asyncio.Protocol):
             elif state == "length":
                 if not buf:
                     return
-                take = min(self._remaining, len(buf))
-                pieces.append(bytes(buf[:take]))
-                del buf[:take]
-                self._remaining -= take
-                if self._remaining == 0:
+                if self._take_body(pieces):
                     self._deliver_and_finish(pieces, t)
                     return
             elif state == "trailer":
@@ -221,6 +213,15 @@ class HttpConnection(asyncio.Protocol):
                 return
             else:
                 raise HttpProtocolError("data after the response ended")
+
+    def _take_body(self, pieces: list[bytes]) -> bool:
+        """Move up to `_remaining` body bytes from the buffer into `pieces`; True when none remain."""
+        buf = self._buf
+        take = min(self._remaining, len(buf))
+        pieces.append(bytes(buf[:take]))
+        del buf[:take]
+        self._remaining -= take
+        return self._remaining == 0
 
     def _on_head(self, head: bytes, t: float) -> None:
         lines = head.decode("latin-1").split("\r\n")
