@@ -16,8 +16,6 @@ from flotilla.chart.render import helm_template
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "flotilla"
 EXAMPLES = sorted((REPO / "examples" / "k8s").glob("*.yaml"))
-# The CI clone has shared/ beside the repository.
-CRDS = REPO.parent / "shared" / "crds"
 
 
 @pytest.fixture(scope="session", autouse=True)

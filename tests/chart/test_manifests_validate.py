@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, CRDS, EXAMPLES, render
+from conftest import CHART, EXAMPLES, render
+from shared import need_shared
 from flotilla.chart.helm import run_helm
 
 # The kitchen sink: everything the examples do not switch on.
@@ -54,10 +55,8 @@ def _strict(schema: Any) -> Any:
 
 @functools.cache
 def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
-    if not CRDS.is_dir():
-        pytest.fail(f"the CRDs are expected at {CRDS} (shared/ beside the repository)")
     validators = {}
-    for path in sorted(CRDS.glob("*.yaml")):
+    for path in sorted(need_shared("crds").glob("*.yaml")):
         for crd in yaml.safe_load_all(path.read_text()):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue

@@ -1,0 +1,31 @@
+"""Where ../shared (design seeds, CRDs) is, and what a test does when it is absent.
+
+A user's fresh clone has no ../shared beside it: tests that need it skip there, with the reason.
+CI sets FLOTILLA_REQUIRE_SHARED=1 (.ci/run), which turns those skips into failures, so CI always
+runs them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FLOTILLA_SHARED_DIR", REPO.parent / "shared"))
+
+
+def shared_required() -> bool:
+    return os.environ.get("FLOTILLA_REQUIRE_SHARED", "") not in ("", "0", "false", "no")
+
+
+def need_shared(relative: str) -> Path:
+    """The path `relative` inside ../shared; skips the test (fails it under CI) when it is missing."""
+    path = SHARED / relative
+    if not path.exists():
+        reason = f"needs {path} (../shared beside the repository; CI provides it)"
+        if shared_required():
+            pytest.fail(reason + " and FLOTILLA_REQUIRE_SHARED is set", pytrace=False)
+        pytest.skip(reason)
+    return path
