@@ -10,7 +10,7 @@ from aiohttp import web
 from flotilla.engines import get_engine
 from flotilla.gateway.app import GatewayHandlers, ServedModel, add_routes, openai_errors
 from flotilla.gateway.auth import TokenCache
-from flotilla.gateway.dispatch import LocalDispatcher
+from flotilla.gateway.dispatch import make_dispatcher
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
@@ -96,7 +96,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
         usage.start()
         closers.append(usage.close)
-        dispatcher = LocalDispatcher(pools, max_queue_wait_s=g.max_queue_wait_s, unavailable_wait_s=g.unavailable_wait_s)
+        dispatcher = make_dispatcher(g, pools)
         monitor = HealthMonitor(
             [_health_of(m, pools[m.name], sources[m.name]) for m in spec.models],
             session, g.health_interval_s, dispatcher.replicas_changed,
@@ -114,7 +114,8 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
 
     def ready_check() -> tuple[bool, dict]:
         replicas = {name: pool.healthy_count for name, pool in pools.items()}
-        return tokens.loaded, {"tokens": len(tokens), "healthy_replicas": replicas}
+        dispatch_ok, dispatch = dispatcher.status()
+        return tokens.loaded and dispatch_ok, {"tokens": len(tokens), "healthy_replicas": replicas, "dispatcher": dispatch}
 
     most_replicas = max(len(p.replicas) for p in pools.values())
     handlers = GatewayHandlers(

@@ -30,13 +30,22 @@ class TokenSpec(SpecModel):
 class DispatcherSpec(SpecModel):
     """Where the per-model queues live: in this process, or RabbitMQ shared by many gateways."""
 
-    kind: Literal["local", "rabbitmq"] = "local"
-    url: str | None = Field(None, description="amqp:// URL when kind is rabbitmq.")
+    kind: Literal["local", "rabbitmq"] = Field(
+        "local", description="local: one gateway process; rabbitmq: any number of gateways share queues and slots."
+    )
+    url: str | None = Field(None, description="amqp:// or amqps:// URL when kind is rabbitmq (use ${ENV} for the password).")
+    prefix: str = Field(
+        "flotilla", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Names of this installation's queues and exchange start with it (several installations may share a broker).",
+    )
 
     @model_validator(mode="after")
     def _rabbitmq_needs_url(self) -> "DispatcherSpec":
-        if self.kind == "rabbitmq" and not self.url:
-            raise ValueError("dispatcher kind 'rabbitmq' needs `url` (amqp://user:pass@host:5672/vhost)")
+        if self.kind == "rabbitmq":
+            if not self.url:
+                raise ValueError("dispatcher kind 'rabbitmq' needs `url` (amqp://user:pass@host:5672/vhost)")
+            if not self.url.startswith(("amqp://", "amqps://")):
+                raise ValueError("dispatcher url must start with amqp:// or amqps://")
         return self
 
 

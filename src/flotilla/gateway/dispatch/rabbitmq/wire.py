@@ -1,0 +1,73 @@
+"""What travels through RabbitMQ: queue names and the small messages between gateways and schedulers.
+
+Only tickets, grants and their bookkeeping cross the broker, never a request or response body.
+A message's kind is its AMQP `type`; its body is an orjson list of items of that kind, so what one
+event-loop turn produces for one queue travels as one message.
+
+Gateway -> a model's scheduler queue (`reply_to` names the sending gateway's reply queue):
+  TICKETS   [request_id, token_name, priority, threshold, retry]  a request wants a slot
+  RELEASES  [request_id, replica_failed]                          a granted slot is free again
+  CANCELS   request_id                                            a waiting request gave up
+  LEASES    [request_id, replica_url]   the slots this gateway holds; the first item is the census
+            id it answers (null when unsolicited, after a reconnect)
+Scheduler -> a gateway's reply queue (published `mandatory`: a gateway that is gone returns it):
+  GRANTS    [request_id, replica_url]
+  REJECTS   [request_id, reason, detail]  reason: "full" (threshold) or "unavailable"
+The control exchange (fanout to every gateway's reply queue):
+  CENSUS    [model, census_id]   a new scheduler asks every gateway for its slots of `model`
+  DEAD      gateway_id           that gateway's connection ended: its slots and tickets are void
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+TICKETS = "tickets"
+RELEASES = "releases"
+CANCELS = "cancels"
+LEASES = "leases"
+GRANTS = "grants"
+REJECTS = "rejects"
+CENSUS = "census"
+DEAD = "dead"
+TOMBSTONE = "tombstone"
+
+REJECT_FULL = "full"
+REJECT_UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every queue and exchange of one Flotilla installation lives under `prefix`."""
+
+    prefix: str
+
+    @property
+    def control(self) -> str:
+        return f"{self.prefix}.control"
+
+    def scheduler(self, model: str) -> str:
+        return f"{self.prefix}.sched.{model}"
+
+    def reply(self, gateway_id: str) -> str:
+        return f"{self.prefix}.gw.{gateway_id}"
+
+    def alive(self, gateway_id: str) -> str:
+        return f"{self.prefix}.alive.{gateway_id}"
+
+    def gateway_of(self, reply_queue: str) -> str | None:
+        head = f"{self.prefix}.gw."
+        return reply_queue[len(head):] if reply_queue.startswith(head) else None
+
+
+def encode(items: list) -> bytes:
+    return orjson.dumps(items)
+
+
+def decode(body: bytes) -> list:
+    items = orjson.loads(body)
+    if not isinstance(items, list):
+        raise ValueError("a dispatch message body must be a JSON list")
+    return items
