@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import re
 import time
 import urllib.request
@@ -33,8 +34,11 @@ def gateways(tmp: Path, spec: dict, sims: list[str], count: int, env: dict | Non
 def cleanup(url: str, prefix: str) -> Iterator[None]:
     try:
         yield
-    finally:
-        asyncio.run(delete_installation(url, prefix, ["chat"]))
+    finally:  # in a thread of its own: the caller may be inside an event loop
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, delete_installation(url, prefix, ["chat"])).result()
 
 
 def metric(base_url: str, name: str) -> float:
@@ -84,3 +88,32 @@ async def wait_for(predicate, timeout: float, what: str) -> None:
 
 def unique_prefix() -> str:
     return random_prefix()
+
+
+@contextlib.contextmanager
+def gateway_process(tmp: Path, spec: dict, sims: list[str], ready: bool = True) -> Iterator[tuple[str, "subprocess.Popen"]]:
+    """One gateway process; yields (url, process). `ready=False` waits only for liveness."""
+    import yaml
+
+    from procs import flotilla, free_port, running
+
+    port = free_port()
+    spec = {**spec, "gateway": {**spec["gateway"], "port": port}}
+    spec["gateway"].setdefault("database", f"sqlite:///{tmp}/shared.db")
+    path = tmp / f"spec-{port}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    argv = flotilla("gateway", str(path), *[a for s in sims for a in ("--endpoint", f"chat={s}")])
+    health = "/health/ready" if ready else "/health/live"
+    with running(argv, f"http://127.0.0.1:{port}{health}", tmp / f"gateway-{port}.log") as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+def ready_detail(base_url: str) -> tuple[int, dict]:
+    import json
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(base_url + "/health/ready", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
