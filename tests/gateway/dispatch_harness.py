@@ -2,7 +2,9 @@
 model's replicas (as separate gateway processes have), sharing one model's queue.
 
 `kind="local"` is one in-process dispatcher; `kind="rabbitmq"` is N RabbitMQ dispatchers on the
-machine's broker under a random prefix. Tests wait for conditions (`until`), never for fixed times.
+machine's broker under a random prefix (the first one started hosts the scheduler, so a single
+gateway's requests take the in-process path); `kind="rabbitmq-remote"` adds a scheduler-hosting
+gateway in front, so the test's requests all cross the broker. Tests wait for conditions (`until`), never for fixed times.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class Cluster:
     ) -> None:
         if kind == "local" and gateways != 1:
             raise ValueError("the local dispatcher serves one gateway")
+        # "rabbitmq-remote": the test's gateway (`d`) is not the scheduler, so every ticket, grant
+        # and release crosses the broker; a first gateway, started first, hosts the scheduler.
+        self.remote = kind == "rabbitmq-remote"
+        if self.remote:
+            kind, gateways = "rabbitmq", gateways + 1
         self.kind = kind
         self.url = url
         self.prefix = random_prefix()
@@ -81,7 +88,7 @@ class Cluster:
 
     @property
     def d(self):
-        return self.dispatchers[0]
+        return self.dispatchers[1] if self.remote else self.dispatchers[0]
 
     # --- the scheduler's view (where slots are counted) ---------------------------------------
 

@@ -1,5 +1,6 @@
 """The Dispatcher contract, run against both dispatchers: in-process, and RabbitMQ (the machine's
-broker) with one gateway and, where the rule is about gateways sharing a queue, with several."""
+broker) from the scheduler's own gateway and from another one (every message crossing the broker),
+and, where the rule is about gateways sharing a queue, with several gateways."""
 
 import asyncio
 
@@ -8,7 +9,7 @@ from dispatch_harness import Cluster, ticket, until
 
 from flotilla.gateway.dispatch import ModelUnavailable, QueueFull, QueueTimeout
 
-KINDS = ["local", "rabbitmq"]
+KINDS = ["local", "rabbitmq", "rabbitmq-remote"]
 
 
 @pytest.fixture(params=KINDS)

@@ -70,7 +70,7 @@ async def test_threshold_counts_a_tokens_waiting_requests_at_every_gateway(stack
     gws = stack["gateways"]
     staff = [Client(g, STAFF) for g in gws]  # staff's threshold is 50
     try:
-        fill = [asyncio.create_task(staff[0].stream(f"fill{i}", 100)) for i in range(8)]
+        fill = [asyncio.create_task(staff[0].stream(f"fill{i}", 300)) for i in range(8)]  # ~3 s
         await asyncio.sleep(0.2)
         # 51 wait for a slot, spread over the three gateways: exactly one is over the threshold.
         waiting = await asyncio.gather(

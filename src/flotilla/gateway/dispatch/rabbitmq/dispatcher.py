@@ -73,6 +73,7 @@ class RabbitMqDispatcher:
             model: ModelScheduler(
                 model, pool, self.names, unavailable_wait_s=unavailable_wait_s, census_timeout_s=census_timeout_s,
                 watch_gateway=self._watch_gateway, dead_gateways=self._dead,
+                local_grant=self._on_local_grant, local_reject=self._on_local_reject,
             )
             for model, pool in pools.items()
         }
@@ -167,7 +168,7 @@ class RabbitMqDispatcher:
         self.gateway_id, self._reply_queue = gateway_id, reply_queue
         self._watch = GatewayWatch(link, names, gateway_id, self._announce_dead)
         for scheduler in self.schedulers.values():
-            scheduler.attach(link)
+            scheduler.attach(link, gateway_id)
         self._link = link
         # Consume last: a scheduler role can only start once everything above is in place.
         for model, scheduler in self.schedulers.items():
@@ -225,7 +226,7 @@ class RabbitMqDispatcher:
         key = f"{self._key_head}{next(self._key_counter):x}"
         pending = _Pending(key, ticket, retry, loop.create_future())
         self._pending[key] = pending
-        if self._link is not None:
+        if self._link is not None and not self.schedulers[ticket.model].offer_local(key, ticket, retry):
             self._send_ticket(self._link, pending)
         if self._max_wait is not None:
             remaining = self._max_wait - (time.monotonic() - ticket.created_at)
@@ -251,7 +252,9 @@ class RabbitMqDispatcher:
 
     def _give_back(self, key: str, replica_failed: bool) -> None:
         held = self._leases.pop(key, None)
-        if held is not None and self._link is not None:
+        if held is None or self.schedulers[held[0]].release_local(key, replica_failed):
+            return  # unknown, or counted by our own scheduler: done in-process
+        if self._link is not None:
             self._link.send(
                 self.names.scheduler(held[0]), wire.RELEASES, [key, replica_failed], reply_to=self._reply_queue
             )
@@ -289,7 +292,11 @@ class RabbitMqDispatcher:
         )
 
     def _withdraw(self, pending: _Pending) -> None:
-        if self._pending.pop(pending.key, None) is not None and self._link is not None:
+        if self._pending.pop(pending.key, None) is None:
+            return
+        if self.schedulers[pending.ticket.model].withdraw_local(pending.key):
+            return
+        if self._link is not None:
             self._link.send(
                 self.names.scheduler(pending.ticket.model), wire.CANCELS, pending.key, reply_to=self._reply_queue
             )
@@ -335,6 +342,18 @@ class RabbitMqDispatcher:
                 continue
             lease = Lease(pending.ticket, self._replica(model, url), now - pending.ticket.created_at, key)
             pending.future.set_result(lease)
+
+    def _on_local_grant(self, model: str, key: str, url: str) -> None:
+        pending = self._pending.get(key)
+        if pending is None or pending.future.done():
+            # Not while our scheduler is handing out slots: give it back on the next turn.
+            self._leases[key] = (model, url)
+            asyncio.get_running_loop().call_soon(self._give_back, key, False)
+            return
+        self._on_grants(model, [[key, url]])
+
+    def _on_local_reject(self, model: str, key: str, reason: str, detail: str) -> None:
+        self._on_rejects(model, [[key, reason, detail]])
 
     def _on_rejects(self, model: str, items: list) -> None:
         for key, reason, detail in items:

@@ -76,6 +76,7 @@ class BrokerLink:
         self._acks: list[int] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
+        self._confirming = 0  # batches whose confirms are awaited
         self._writer: asyncio.Task[None] | None = None
         self._lost = False
 
@@ -192,6 +193,10 @@ class BrokerLink:
         self._idle.clear()
         self._wake.set()
 
+    def _wakeup_idle_check(self) -> None:
+        if not (self._entries or self._acks):
+            self._idle.set()
+
     async def publish_now(self, exchange: str, routing_key: str, kind: str, items: list) -> None:
         """Publish outside the outbox and wait for the broker's confirm (rare control messages)."""
         await self._raw.basic_publish(
@@ -200,7 +205,7 @@ class BrokerLink:
         )
 
     async def drained(self, timeout_s: float) -> None:
-        """Wait (bounded) until everything queued so far is published."""
+        """Wait (bounded) until everything queued so far is published and confirmed."""
         if self._lost:
             return
         try:
@@ -209,28 +214,41 @@ class BrokerLink:
             pass
 
     async def _write_loop(self) -> None:
+        """Publish each turn's batch at once; its confirms are awaited aside, so the next batch
+        never waits for the previous one's round trip. Publishes enter aiormq's channel lock in
+        creation order, so the broker sees them in outbox order."""
         raw = self._raw
         while True:
-            if not (self._entries or self._acks):
+            if not (self._entries or self._acks or self._confirming):
                 self._idle.set()
             await self._wake.wait()
             self._wake.clear()
             entries, self._entries = self._entries, []
             acks, self._acks = self._acks, []
-            try:
-                if entries:
-                    results = await asyncio.gather(*(self._publish(raw, e) for e in entries))
-                    for entry, result in zip(entries, results):
-                        if not isinstance(result, spec.Basic.Ack):
-                            self._returned(entry, result)
-                for tag in acks:
-                    await raw.basic_ack(tag, wait=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the channel or connection failed: the close callback follows
-                log.warning("dispatch outbox: publishing failed (%s: %s)", type(exc).__name__, exc)
-                self._lose(f"publish failed: {exc}")
-                return
+            if not (entries or acks):
+                continue
+            publishes = [asyncio.ensure_future(self._publish(raw, e)) for e in entries]
+            self._confirming += 1
+            asyncio.ensure_future(self._confirm(raw, entries, publishes, acks))
+
+    async def _confirm(self, raw, entries: list[_Entry], publishes: list[asyncio.Future], acks: list[int]) -> None:
+        try:
+            results = await asyncio.gather(*publishes)
+            for entry, result in zip(entries, results):
+                if not isinstance(result, spec.Basic.Ack):
+                    self._returned(entry, result)
+            # Acknowledgements only after the publishes they wait for (grants before their tickets' acks).
+            for tag in acks:
+                await raw.basic_ack(tag, wait=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the channel or connection failed: the close callback follows
+            log.warning("dispatch outbox: publishing failed (%s: %s)", type(exc).__name__, exc)
+            self._lose(f"publish failed: {exc}")
+        finally:
+            self._confirming -= 1
+            if not self._confirming:
+                self._wakeup_idle_check()
 
     @staticmethod
     async def _publish(raw: aiormq.abc.AbstractChannel, entry: _Entry) -> object:

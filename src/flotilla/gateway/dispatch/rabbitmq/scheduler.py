@@ -54,11 +54,12 @@ class _Delivery:
 
 
 class _Remote:
-    """A ticket waiting here for a slot, on behalf of `gateway`."""
+    """A ticket waiting here for a slot, on behalf of `gateway` (delivery None: our own gateway's,
+    handed over in-process, which never crossed the broker)."""
 
     __slots__ = ("ticket", "gateway", "delivery")
 
-    def __init__(self, ticket: Ticket, gateway: str, delivery: _Delivery) -> None:
+    def __init__(self, ticket: Ticket, gateway: str, delivery: _Delivery | None) -> None:
         self.ticket = ticket
         self.gateway = gateway
         self.delivery = delivery
@@ -75,6 +76,8 @@ class ModelScheduler:
         census_timeout_s: float,
         watch_gateway,
         dead_gateways: "OrderedDict[str, None]",
+        local_grant,
+        local_reject,
     ) -> None:
         self.model = model
         self.pool = pool
@@ -83,6 +86,9 @@ class ModelScheduler:
         self.census_timeout_s = census_timeout_s
         self._watch_gateway = watch_gateway
         self._dead = dead_gateways
+        self._local_grant = local_grant  # (model, key, replica url): a grant for our own gateway
+        self._local_reject = local_reject  # (model, key, reason, detail)
+        self.gateway_id: str | None = None  # our own gateway's id on the current connection
         self.queue: ModelQueue[_Remote] = ModelQueue(pool, unavailable_wait_s)
         self.state = State.STANDBY
         self.link: BrokerLink | None = None
@@ -95,14 +101,16 @@ class ModelScheduler:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def attach(self, link: BrokerLink) -> None:
+    def attach(self, link: BrokerLink, gateway_id: str) -> None:
         self.link = link
+        self.gateway_id = gateway_id
 
     def reset(self) -> None:
         """Our connection ended: whatever we held went back to the broker; forget it all."""
         self.state = State.STANDBY
         self.link = None
-        self.queue.drain()
+        self.gateway_id = None
+        self.queue.drain()  # our own gateway re-sends its waiting tickets after reconnecting
         self._by_key.clear()
         self._leases.clear()
         for replica in self.pool.replicas:
@@ -160,30 +168,63 @@ class ModelScheduler:
             return
         delivery = _Delivery(tag, len(items))  # acknowledged by the last _resolve
         dead = gateway in self._dead
-        active = self.state is State.ACTIVE
         now = time.monotonic()
         for key, token, priority, threshold, retry in items:
             remote = _Remote(Ticket(key, self.model, token, priority, threshold, now), gateway, delivery)
             if dead or key in self._leases or key in self._by_key:
                 self._resolve(remote)  # from a gateway that is gone, or a copy of one we know
                 continue
-            if active:
-                replica = self.queue.take_free_slot()
-                if replica is not None:
-                    self._grant(remote, replica)
-                    continue
-            try:
-                # While the census runs, whether a slot is free is unknown: line up without the
-                # threshold (a request that finds a free slot never waits, whatever its threshold).
-                self.queue.admit(remote.ticket, bool(retry) or not active)
-            except QueueFull:
-                self._reject(remote, wire.REJECT_FULL, "")
-                continue
-            except ModelUnavailable as exc:
-                self._reject(remote, wire.REJECT_UNAVAILABLE, str(exc))
-                continue
-            self.queue.push(remote, bool(retry))
-            self._by_key[key] = remote
+            self._admit(remote, bool(retry))
+
+    def offer_local(self, key: str, ticket: Ticket, retry: bool) -> bool:
+        """Our own gateway's request, while we schedule: no broker round trip. False if we do not."""
+        if self.state is State.STANDBY or self.link is None:
+            return False
+        remote = _Remote(Ticket(key, self.model, ticket.token_name, ticket.priority, ticket.threshold,
+                                ticket.created_at), self.gateway_id, None)
+        self._admit(remote, retry)
+        return True
+
+    def _admit(self, remote: _Remote, retry: bool) -> None:
+        active = self.state is State.ACTIVE
+        if active:
+            replica = self.queue.take_free_slot()
+            if replica is not None:
+                self._grant(remote, replica)
+                return
+        try:
+            # While the census runs, whether a slot is free is unknown: line up without the
+            # threshold (a request that finds a free slot never waits, whatever its threshold).
+            self.queue.admit(remote.ticket, retry or not active)
+        except QueueFull:
+            self._reject(remote, wire.REJECT_FULL, "")
+            return
+        except ModelUnavailable as exc:
+            self._reject(remote, wire.REJECT_UNAVAILABLE, str(exc))
+            return
+        self.queue.push(remote, retry)
+        self._by_key[remote.ticket.request_id] = remote
+
+    def release_local(self, key: str, failed: bool) -> bool:
+        """Our own gateway gives back a slot we count: False if we do not count it (another
+        scheduler does, or we lost the role), and the release must cross the broker."""
+        held = self._leases.get(key)
+        if self.link is None or held is None or held[0] != self.gateway_id:
+            return False
+        del self._leases[key]
+        if self.queue.release(held[1], failed):
+            log.warning("replica %s of %s unreachable; routing around it", held[1].label, self.model)
+        self.hand_out()
+        return True
+
+    def withdraw_local(self, key: str) -> bool:
+        """Our own gateway's waiting request gave up: False if it is not waiting here."""
+        remote = self._by_key.get(key)
+        if remote is None or remote.delivery is not None:
+            return False
+        del self._by_key[key]
+        self.queue.withdraw(remote)
+        return True
 
     def _on_releases(self, items: list) -> None:
         for key, failed in items:
@@ -276,12 +317,18 @@ class ModelScheduler:
     def _grant(self, remote: _Remote, replica: Replica) -> None:
         key = remote.ticket.request_id
         self._leases[key] = (remote.gateway, replica)
+        if remote.delivery is None:
+            self._local_grant(self.model, key, replica.url)
+            return
         self.link.send(
             self.names.reply(remote.gateway), wire.GRANTS, [key, replica.url], head=self.model, mandatory=True
         )
         self._resolve(remote)
 
     def _reject(self, remote: _Remote, reason: str, detail: str) -> None:
+        if remote.delivery is None:
+            self._local_reject(self.model, remote.ticket.request_id, reason, detail)
+            return
         self.link.send(
             self.names.reply(remote.gateway), wire.REJECTS, [remote.ticket.request_id, reason, detail],
             head=self.model, mandatory=True,
@@ -290,6 +337,8 @@ class ModelScheduler:
 
     def _resolve(self, remote: _Remote) -> None:
         delivery = remote.delivery
+        if delivery is None:
+            return
         delivery.left -= 1
         if delivery.left == 0 and self.link is not None:
             self.link.ack(delivery.tag)
