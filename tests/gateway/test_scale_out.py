@@ -83,3 +83,13 @@ async def test_threshold_counts_a_tokens_waiting_requests_at_every_gateway(stack
     refused = [r for r in waiting if isinstance(r, Exception)]
     assert len(refused) == 1 and isinstance(refused[0], openai.RateLimitError), refused
     assert refused[0].code == "queue_threshold_exceeded" and "at most 50 may wait" in refused[0].message
+
+
+def test_each_gateway_reports_its_own_waiting_and_one_decides(stack):
+    from scaleout import metric
+
+    gws = stack["gateways"]
+    deciding = [metric(g, 'flotilla_dispatcher_scheduling{model="chat"}') for g in gws]
+    assert sorted(deciding) == [0, 0, 1]  # one scheduler among three
+    assert all(metric(g, "flotilla_dispatcher_connected") == 1 for g in gws)
+    assert all(metric(g, 'flotilla_queue_depth{model="chat",priority="all"}') == 0 for g in gws)

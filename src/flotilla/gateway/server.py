@@ -110,7 +110,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         raise
 
     metrics = GatewayMetrics()
-    metrics.watch(pools, dispatcher.queue_depths, usage)
+    metrics.watch(pools, dispatcher.queue_depths, usage, dispatcher.status)
 
     def ready_check() -> tuple[bool, dict]:
         replicas = {name: pool.healthy_count for name, pool in pools.items()}

@@ -79,5 +79,6 @@ class Dispatcher(Protocol):
         ...
 
     def status(self) -> tuple[bool, dict]:
-        """Whether the dispatcher can hand out slots (readiness), and details for /health/ready."""
+        """Whether the dispatcher can hand out slots (readiness), and details for /health/ready;
+        `scheduling` lists the models whose slots this gateway decides."""
         ...

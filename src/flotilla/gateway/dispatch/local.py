@@ -56,7 +56,7 @@ class LocalDispatcher:
             self._fail(queue.drain(), ModelUnavailable("the gateway is shutting down"))
 
     def status(self) -> tuple[bool, dict]:
-        return True, {"kind": "local"}
+        return True, {"kind": "local", "scheduling": sorted(self._queues)}
 
     async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:
         queue = self._queues[ticket.model]
