@@ -4,7 +4,8 @@ model's replicas (as separate gateway processes have), sharing one model's queue
 `kind="local"` is one in-process dispatcher; `kind="rabbitmq"` is N RabbitMQ dispatchers on the
 machine's broker under a random prefix (the first one started hosts the scheduler, so a single
 gateway's requests take the in-process path); `kind="rabbitmq-remote"` adds a scheduler-hosting
-gateway in front, so the test's requests all cross the broker. Tests wait for conditions (`until`), never for fixed times.
+gateway in front, so the test's requests all cross the broker; `kind="rabbitmq-quorum-remote"` is
+the same on quorum queues. Tests wait for conditions (`until`), never for fixed times.
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ class Cluster:
             raise ValueError("the local dispatcher serves one gateway")
         # "rabbitmq-remote": the test's gateway (`d`) is not the scheduler, so every ticket, grant
         # and release crosses the broker; a first gateway, started first, hosts the scheduler.
-        self.remote = kind == "rabbitmq-remote"
+        self.remote = kind.endswith("-remote")
+        self.queue_type = "quorum" if "quorum" in kind else "classic"
         if self.remote:
-            kind, gateways = "rabbitmq", gateways + 1
+            gateways += 1
+        if kind.startswith("rabbitmq"):
+            kind = "rabbitmq"
         self.kind = kind
         self.url = url
         self.prefix = random_prefix()
@@ -71,7 +75,7 @@ class Cluster:
         if self.kind == "local":
             return LocalDispatcher({MODEL: pool}, **options)
         self.url = self.url or require_shared_broker()
-        return RabbitMqDispatcher({MODEL: pool}, url=self.url, prefix=self.prefix, **options)
+        return RabbitMqDispatcher({MODEL: pool}, url=self.url, prefix=self.prefix, queue_type=self.queue_type, **options)
 
     async def __aenter__(self) -> "Cluster":
         for d in self.dispatchers:

@@ -9,7 +9,7 @@ from dispatch_harness import Cluster, ticket, until
 
 from flotilla.gateway.dispatch import ModelUnavailable, QueueFull, QueueTimeout
 
-KINDS = ["local", "rabbitmq", "rabbitmq-remote"]
+KINDS = ["local", "rabbitmq", "rabbitmq-remote", "rabbitmq-quorum-remote"]
 
 
 @pytest.fixture(params=KINDS)

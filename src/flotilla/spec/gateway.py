@@ -38,6 +38,11 @@ class DispatcherSpec(SpecModel):
         "flotilla", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="Names of this installation's queues and exchange start with it (several installations may share a broker).",
     )
+    queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="quorum: each model's queue is replicated over a RabbitMQ cluster's nodes and survives losing "
+        "one (every message is written to a majority's disks: slower); classic: on one node.",
+    )
 
     @model_validator(mode="after")
     def _rabbitmq_needs_url(self) -> "DispatcherSpec":

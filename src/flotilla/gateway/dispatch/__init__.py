@@ -31,6 +31,7 @@ def make_dispatcher(gateway: "GatewaySpec", pools: dict[str, "ReplicaPool"]) -> 
 
         return RabbitMqDispatcher(
             pools, url=gateway.dispatcher.url, prefix=gateway.dispatcher.prefix,
+            queue_type=gateway.dispatcher.queue_type,
             max_queue_wait_s=gateway.max_queue_wait_s, unavailable_wait_s=gateway.unavailable_wait_s,
         )
     return LocalDispatcher(pools, max_queue_wait_s=gateway.max_queue_wait_s, unavailable_wait_s=gateway.unavailable_wait_s)

@@ -53,6 +53,7 @@ class RabbitMqDispatcher:
         *,
         url: str,
         prefix: str = "flotilla",
+        queue_type: str = "classic",
         max_queue_wait_s: float | None = None,
         unavailable_wait_s: float = 30.0,
         census_timeout_s: float = 1.0,
@@ -64,6 +65,7 @@ class RabbitMqDispatcher:
         self._url = with_heartbeat(url, heartbeat_s)
         self._where = redacted(url)
         self.names = wire.Names(prefix)
+        self._queue_type = queue_type
         self._max_wait = max_queue_wait_s
         self._unavailable_wait = unavailable_wait_s
         self._connect_timeout = connect_timeout_s
@@ -164,7 +166,7 @@ class RabbitMqDispatcher:
         await link.consume(reply_queue, self._on_reply, no_ack=True)
         await self._hold_tombstone(link, gateway_id)
         for model in self._pools:
-            await link.declare_scheduler_queue(names.scheduler(model))
+            await link.declare_scheduler_queue(names.scheduler(model), self._queue_type)
         self.gateway_id, self._reply_queue = gateway_id, reply_queue
         self._watch = GatewayWatch(link, names, gateway_id, self._announce_dead)
         for scheduler in self.schedulers.values():

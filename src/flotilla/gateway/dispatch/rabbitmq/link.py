@@ -130,10 +130,12 @@ class BrokerLink:
         queue = await self.channel.declare_queue(name, exclusive=True, auto_delete=True)
         await queue.bind(control)
 
-    async def declare_scheduler_queue(self, name: str) -> None:
+    async def declare_scheduler_queue(self, name: str, queue_type: str) -> None:
         # Single active consumer: of all gateways consuming it, one at a time is the model's scheduler;
         # when its connection ends, RabbitMQ hands its unacknowledged tickets to the next one.
-        await self.channel.declare_queue(name, durable=True, arguments={"x-single-active-consumer": True})
+        await self.channel.declare_queue(
+            name, durable=True, arguments={"x-single-active-consumer": True, "x-queue-type": queue_type}
+        )
 
     async def declare_alive_queue(self, name: str, expires_ms: int) -> None:
         await self.channel.declare_queue(

@@ -148,17 +148,20 @@ class ModelScheduler:
         if gateway not in self._dead:
             self._watch_gateway(gateway)
         kind = props.message_type
-        if kind == wire.TICKETS:
+        if kind == wire.TICKETS and wire.valid_tickets(body):
             self._on_tickets(gateway, tag, body)
         else:
-            if kind == wire.RELEASES:
-                self._on_releases(body)
-            elif kind == wire.CANCELS:
-                self._on_cancels(body)
-            elif kind == wire.LEASES:
-                self._on_leases(gateway, body)
-            else:
-                log.warning("unknown message type %r on %s", kind, self.queue_name)
+            try:
+                if kind == wire.RELEASES:
+                    self._on_releases(body)
+                elif kind == wire.CANCELS:
+                    self._on_cancels(body)
+                elif kind == wire.LEASES:
+                    self._on_leases(gateway, body)
+                else:
+                    log.warning("dropping a %s message on %s (unknown or malformed)", kind, self.queue_name)
+            except (ValueError, TypeError) as exc:  # a peer of another version, say: keep serving
+                log.warning("dropping a malformed %s message on %s: %s", kind, self.queue_name, exc)
             link.ack(tag)
         self.hand_out()
 

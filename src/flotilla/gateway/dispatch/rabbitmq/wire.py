@@ -1,21 +1,24 @@
 """What travels through RabbitMQ: queue names and the small messages between gateways and schedulers.
 
 Only tickets, grants and their bookkeeping cross the broker, never a request or response body.
-A message's kind is its AMQP `type`; its body is an orjson list of items of that kind, so what one
-event-loop turn produces for one queue travels as one message.
+A message's kind is its AMQP `type`; its body is orjson: a list of items of that kind (so what one
+event-loop turn produces for one queue travels as one message), or [head, items] where a head is
+named. A ticket's key is made by its gateway, unique across gateways (request ids come from
+clients and are not trusted to be).
 
 Gateway -> a model's scheduler queue (`reply_to` names the sending gateway's reply queue):
-  TICKETS   [request_id, token_name, priority, threshold, retry]  a request wants a slot
-  RELEASES  [request_id, replica_failed]                          a granted slot is free again
-  CANCELS   request_id                                            a waiting request gave up
-  LEASES    [request_id, replica_url]   the slots this gateway holds; the first item is the census
-            id it answers (null when unsolicited, after a reconnect)
+  TICKETS   items [key, token_name, priority, threshold, retry]   a request wants a slot
+  RELEASES  items [key, replica_failed]                           a granted slot is free again
+  CANCELS   items key                                             a waiting request gave up
+  LEASES    [census_id, items [key, replica_url]]   the slots this gateway holds; census_id is the
+            census it answers, null when sent unasked after a reconnect
 Scheduler -> a gateway's reply queue (published `mandatory`: a gateway that is gone returns it):
-  GRANTS    [request_id, replica_url]
-  REJECTS   [request_id, reason, detail]  reason: "full" (threshold) or "unavailable"
+  GRANTS    [model, items [key, replica_url]]
+  REJECTS   [model, items [key, reason, detail]]   reason: "full" (threshold) or "unavailable"
 The control exchange (fanout to every gateway's reply queue):
   CENSUS    [model, census_id]   a new scheduler asks every gateway for its slots of `model`
-  DEAD      gateway_id           that gateway's connection ended: its slots and tickets are void
+  DEAD      items gateway_id     that gateway's connection ended: its slots and tickets are void
+A gateway's alive queue holds its TOMBSTONE [gateway_id] (watch.py).
 """
 
 from __future__ import annotations
@@ -71,3 +74,13 @@ def decode(body: bytes) -> list:
     if not isinstance(items, list):
         raise ValueError("a dispatch message body must be a JSON list")
     return items
+
+
+def valid_tickets(items: list) -> bool:
+    """Every item is [key, token, priority, threshold, retry]: checked whole before any is acted on,
+    so a bad message is dropped entirely rather than half applied and never acknowledged."""
+    return all(
+        isinstance(t, list) and len(t) == 5 and isinstance(t[0], str) and isinstance(t[1], str)
+        and isinstance(t[2], int) and isinstance(t[3], int) and isinstance(t[4], (bool, int))
+        for t in items
+    )
