@@ -46,6 +46,7 @@ class Cluster:
         healthy: bool = True,
         policy: str = "least-loaded",
         url: str | None = None,
+        rules=None,
         **dispatcher_options,
     ) -> None:
         if kind == "local" and gateways != 1:
@@ -69,7 +70,8 @@ class Cluster:
             for r in pool.replicas:
                 pool.mark(r, healthy)
             self.pools.append(pool)
-            self.dispatchers.append(self._dispatcher(pool, dispatcher_options))
+            options = {**dispatcher_options, **({"rules": {MODEL: rules}} if rules is not None else {})}
+            self.dispatchers.append(self._dispatcher(pool, options))
 
     def _dispatcher(self, pool: ReplicaPool, options: dict):
         if self.kind == "local":

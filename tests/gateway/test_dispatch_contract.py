@@ -8,6 +8,9 @@ import pytest
 from dispatch_harness import Cluster, ticket, until
 
 from flotilla.gateway.dispatch import ModelUnavailable, QueueFull, QueueTimeout
+from flotilla.gateway.dispatch.fair_queue import QueuePolicy
+from flotilla.gateway.dispatch.model_queue import LineRules
+from flotilla.spec.scheduling import PriorityBurstSpec
 
 KINDS = ["local", "rabbitmq", "rabbitmq-remote", "rabbitmq-quorum-remote"]
 
@@ -191,6 +194,49 @@ async def test_close_answers_waiting_requests(kind):
         await c.__aexit__(None, None, None)
     with pytest.raises(ModelUnavailable, match="shutting down"):
         await asyncio.wait_for(waiter, 5)
+
+
+async def test_priority_burst_slots_serve_only_high_priorities(kind):
+    rules = LineRules(burst=PriorityBurstSpec(min_priority=10, slots=1))
+    async with Cluster(kind, capacity=1, rules=rules) as c:
+        low = await c.d.acquire(ticket("students", 1, rid="low"))
+        waiting_low = asyncio.create_task(c.d.acquire(ticket("students", 1, rid="low2")))
+        await c.settled(1)
+        high = await asyncio.wait_for(c.d.acquire(ticket("staff", 10, rid="high")), 5)  # the burst slot, at once
+        assert c.in_flight() == [2] and not waiting_low.done()
+        waiting_high = asyncio.create_task(c.d.acquire(ticket("staff", 10, rid="high2")))
+        await c.settled(2)  # the burst slot is taken: the second high waits too
+        c.d.release(high)  # the burst slot frees: only a high-priority request may have it
+        second_high = await asyncio.wait_for(waiting_high, 5)
+        assert not waiting_low.done()
+        c.d.release(low)
+        await asyncio.sleep(0.05)
+        assert not waiting_low.done()  # maxConcurrency counts everyone: the high one still holds it
+        c.d.release(second_high)  # now a normal slot: the low request's turn
+        low2 = await asyncio.wait_for(waiting_low, 5)
+        c.d.release(low2)
+        await until(lambda: c.in_flight() == [0], what="every slot back")
+
+
+async def test_weighted_policy_serves_lower_priorities_their_share(kind):
+    rules = LineRules(policy=QueuePolicy("weighted"))
+    async with Cluster(kind, capacity=1, rules=rules) as c:
+        busy = await c.d.acquire(ticket("busy", 9, rid="busy"))
+        order = []
+
+        async def wait(t):
+            lease = await c.d.acquire(t)
+            order.append(t.token_name)
+            c.d.release(lease)
+
+        tasks = [asyncio.create_task(wait(ticket("staff", 3, rid=f"s{i}"))) for i in range(6)]
+        await c.settled(6)
+        tasks += [asyncio.create_task(wait(ticket("students", 1, rid=f"u{i}"))) for i in range(2)]
+        await c.settled(8)
+        c.d.release(busy)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        # Shares 3:1 — strict would put both students last; weighted lets one through among the first four.
+        assert "students" in order[:4] and order.count("students") == 2
 
 
 # --- several gateways sharing one queue (RabbitMQ only) -------------------------------------------

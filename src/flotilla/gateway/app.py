@@ -19,6 +19,7 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
@@ -54,6 +55,7 @@ class ServedModel:
     upstream_name: str
     upstream_headers: dict[str, str]
     vllm_priority: bool
+    prefix_aware: bool = False  # tickets carry the prompt's prefix blocks for routing
 
 
 class GatewayHandlers:
@@ -122,10 +124,11 @@ class GatewayHandlers:
             return exc.response(request_id)
 
         priority = effective_priority(principal.priority, parsed.requested_priority)
+        blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
         body = upstream_body(
             parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
         )
-        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
+        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
             request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,

@@ -15,6 +15,7 @@ from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.upstream import UpstreamClient
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.logs import configure_logging
@@ -53,22 +54,26 @@ def resolve_endpoints(
     return sources
 
 
-def _served_model(model: ModelSpec) -> ServedModel:
+def _served_model(model: ModelSpec, routing: str) -> ServedModel:
     headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
-    return ServedModel(model, model.upstream_model_name, headers, model.forwards_vllm_priority)
+    return ServedModel(
+        model, model.upstream_model_name, headers, model.forwards_vllm_priority,
+        prefix_aware=(model.routing or routing) == "prefix-aware",
+    )
 
 
 def _health_of(model: ModelSpec, pool: ReplicaPool, sources: list[EndpointSource]) -> ModelHealth:
     engine = get_engine(model.engine)
     headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
-    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, headers)
+    speed = SpeedGovernor(model.min_tokens_per_second) if model.min_tokens_per_second else None
+    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, headers, speed)
 
 
 async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]]) -> web.Application:
     """Open the store, load tokens, probe replicas, then return the app (its cleanup closes everything)."""
     g = spec.gateway
     sources = resolve_endpoints(spec, endpoints)
-    pools = {m.name: ReplicaPool(m.name, m.max_concurrency, g.routing) for m in spec.models}
+    pools = {m.name: ReplicaPool(m.name, m.max_concurrency, m.routing or g.routing) for m in spec.models}
     closers: list = []  # closed in reverse order of opening
 
     async def close_all(_: web.Application | None = None) -> None:
@@ -96,7 +101,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
         usage.start()
         closers.append(usage.close)
-        dispatcher = make_dispatcher(g, pools)
+        dispatcher = make_dispatcher(spec, pools)
         monitor = HealthMonitor(
             [_health_of(m, pools[m.name], sources[m.name]) for m in spec.models],
             session, g.health_interval_s, dispatcher.replicas_changed,
@@ -119,7 +124,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
 
     most_replicas = max(len(p.replicas) for p in pools.values())
     handlers = GatewayHandlers(
-        {m.name: _served_model(m) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
+        {m.name: _served_model(m, g.routing) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
     )
     app = web.Application(middlewares=[openai_errors], client_max_size=g.max_body_bytes)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from flotilla.spec.base import SpecModel
 from flotilla.spec.deploy import GatewayDeploy
+from flotilla.spec.scheduling import RoutingPolicy, SchedulingSpec
 
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -62,7 +63,14 @@ class GatewaySpec(GatewayDeploy):
         description="Token and usage store: sqlite:///path, postgresql+asyncpg://..., mysql+aiomysql://...",
     )
     tokens: list[TokenSpec] = Field(default_factory=list, description="Bootstrapped into the store at start.")
-    routing: Literal["least-loaded", "round-robin"] = "least-loaded"
+    routing: RoutingPolicy = Field(
+        "least-loaded",
+        description="How a replica is chosen: least-loaded, round-robin, or prefix-aware (the replica that served "
+        "the longest prefix of this prompt recently, unless that would unbalance the load).",
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, description="Order of waiting requests (models may override it)."
+    )
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
     max_queue_wait_s: float | None = Field(
         None, gt=0, description="A request waiting longer ends with 503 (None: wait as long as it takes)."

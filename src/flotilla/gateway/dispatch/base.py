@@ -24,6 +24,7 @@ class Ticket:
     priority: int  # effective priority (higher first)
     threshold: int  # how many of this token's requests may wait in this model's queue
     created_at: float = field(default_factory=time.monotonic)
+    blocks: tuple[int, ...] = ()  # the prompt's prefix block hashes, for prefix-aware routing
 
 
 @dataclass(slots=True)

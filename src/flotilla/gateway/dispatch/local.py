@@ -11,7 +11,7 @@ import logging
 import time
 
 from flotilla.gateway.dispatch.base import Lease, ModelUnavailable, QueueTimeout, Ticket
-from flotilla.gateway.dispatch.model_queue import ModelQueue
+from flotilla.gateway.dispatch.model_queue import LineRules, ModelQueue
 from flotilla.gateway.replicas import ReplicaPool
 from flotilla.gateway.tasks import cancel_and_wait
 
@@ -40,8 +40,13 @@ class LocalDispatcher:
         *,
         max_queue_wait_s: float | None = None,
         unavailable_wait_s: float = 30.0,
+        rules: dict[str, LineRules] | None = None,
     ) -> None:
-        self._queues = {model: ModelQueue[_Waiter](pool, unavailable_wait_s) for model, pool in pools.items()}
+        rules = rules or {}
+        self._queues = {
+            model: ModelQueue[_Waiter](pool, unavailable_wait_s, rules.get(model, LineRules()))
+            for model, pool in pools.items()
+        }
         self._max_wait = max_queue_wait_s
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
@@ -62,7 +67,7 @@ class LocalDispatcher:
         queue = self._queues[ticket.model]
         if self._closed:
             raise ModelUnavailable("the gateway is shutting down")
-        replica = queue.take_free_slot()
+        replica = queue.take_free_slot(ticket)
         if replica is not None:
             return Lease(ticket, replica, time.monotonic() - ticket.created_at)
         queue.admit(ticket, retry)

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from aiormq.abc import DeliveredMessage
 
 from flotilla.gateway.dispatch.base import Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
+from flotilla.gateway.dispatch.model_queue import LineRules
 from flotilla.gateway.dispatch.rabbitmq import wire
 from flotilla.gateway.dispatch.rabbitmq.link import BrokerLink, redacted, with_heartbeat
 from flotilla.gateway.dispatch.rabbitmq.scheduler import ModelScheduler, State
@@ -60,6 +61,7 @@ class RabbitMqDispatcher:
         connect_timeout_s: float = 5.0,
         heartbeat_s: int = 10,
         alive_expires_s: float = 120.0,
+        rules: dict[str, LineRules] | None = None,
     ) -> None:
         self._pools = pools
         self._url = with_heartbeat(url, heartbeat_s)
@@ -76,6 +78,7 @@ class RabbitMqDispatcher:
                 model, pool, self.names, unavailable_wait_s=unavailable_wait_s, census_timeout_s=census_timeout_s,
                 watch_gateway=self._watch_gateway, dead_gateways=self._dead,
                 local_grant=self._on_local_grant, local_reject=self._on_local_reject,
+                rules=(rules or {}).get(model, LineRules()),
             )
             for model, pool in pools.items()
         }
@@ -290,7 +293,7 @@ class RabbitMqDispatcher:
         t = pending.ticket
         link.send(
             self.names.scheduler(t.model), wire.TICKETS,
-            [pending.key, t.token_name, t.priority, t.threshold, pending.retry], reply_to=self._reply_queue,
+            [pending.key, t.token_name, t.priority, t.threshold, pending.retry, t.blocks], reply_to=self._reply_queue,
         )
 
     def _withdraw(self, pending: _Pending) -> None:

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from aiormq.abc import DeliveredMessage
 
 from flotilla.gateway.dispatch.base import ModelUnavailable, QueueFull, Ticket
-from flotilla.gateway.dispatch.model_queue import ModelQueue
+from flotilla.gateway.dispatch.model_queue import LineRules, ModelQueue
 from flotilla.gateway.dispatch.rabbitmq import wire
 from flotilla.gateway.dispatch.rabbitmq.link import BrokerLink
 from flotilla.gateway.replicas import Replica, ReplicaPool
@@ -78,6 +78,7 @@ class ModelScheduler:
         dead_gateways: "OrderedDict[str, None]",
         local_grant,
         local_reject,
+        rules: LineRules = LineRules(),
     ) -> None:
         self.model = model
         self.pool = pool
@@ -89,7 +90,7 @@ class ModelScheduler:
         self._local_grant = local_grant  # (model, key, replica url): a grant for our own gateway
         self._local_reject = local_reject  # (model, key, reason, detail)
         self.gateway_id: str | None = None  # our own gateway's id on the current connection
-        self.queue: ModelQueue[_Remote] = ModelQueue(pool, unavailable_wait_s)
+        self.queue: ModelQueue[_Remote] = ModelQueue(pool, unavailable_wait_s, rules)
         self.state = State.STANDBY
         self.link: BrokerLink | None = None
         self._by_key: dict[str, _Remote] = {}
@@ -172,8 +173,8 @@ class ModelScheduler:
         delivery = _Delivery(tag, len(items))  # acknowledged by the last _resolve
         dead = gateway in self._dead
         now = time.monotonic()
-        for key, token, priority, threshold, retry in items:
-            remote = _Remote(Ticket(key, self.model, token, priority, threshold, now), gateway, delivery)
+        for key, token, priority, threshold, retry, blocks in items:
+            remote = _Remote(Ticket(key, self.model, token, priority, threshold, now, tuple(blocks)), gateway, delivery)
             if dead or key in self._leases or key in self._by_key:
                 self._resolve(remote)  # from a gateway that is gone, or a copy of one we know
                 continue
@@ -184,14 +185,14 @@ class ModelScheduler:
         if self.state is State.STANDBY or self.link is None:
             return False
         remote = _Remote(Ticket(key, self.model, ticket.token_name, ticket.priority, ticket.threshold,
-                                ticket.created_at), self.gateway_id, None)
+                                ticket.created_at, ticket.blocks), self.gateway_id, None)
         self._admit(remote, retry)
         return True
 
     def _admit(self, remote: _Remote, retry: bool) -> None:
         active = self.state is State.ACTIVE
         if active:
-            replica = self.queue.take_free_slot()
+            replica = self.queue.take_free_slot(remote.ticket)
             if replica is not None:
                 self._grant(remote, replica)
                 return

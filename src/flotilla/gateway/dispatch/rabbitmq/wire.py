@@ -7,7 +7,7 @@ named. A ticket's key is made by its gateway, unique across gateways (request id
 clients and are not trusted to be).
 
 Gateway -> a model's scheduler queue (`reply_to` names the sending gateway's reply queue):
-  TICKETS   items [key, token_name, priority, threshold, retry]   a request wants a slot
+  TICKETS   items [key, token_name, priority, threshold, retry, prefix_blocks]   a request wants a slot
   RELEASES  items [key, replica_failed]                           a granted slot is free again
   CANCELS   items key                                             a waiting request gave up
   LEASES    [census_id, items [key, replica_url]]   the slots this gateway holds; census_id is the
@@ -77,10 +77,11 @@ def decode(body: bytes) -> list:
 
 
 def valid_tickets(items: list) -> bool:
-    """Every item is [key, token, priority, threshold, retry]: checked whole before any is acted on,
-    so a bad message is dropped entirely rather than half applied and never acknowledged."""
+    """Every item is [key, token, priority, threshold, retry, blocks]: checked whole before any is
+    acted on, so a bad message is dropped entirely rather than half applied and never acknowledged."""
     return all(
-        isinstance(t, list) and len(t) == 5 and isinstance(t[0], str) and isinstance(t[1], str)
+        isinstance(t, list) and len(t) == 6 and isinstance(t[0], str) and isinstance(t[1], str)
         and isinstance(t[2], int) and isinstance(t[3], int) and isinstance(t[4], (bool, int))
+        and isinstance(t[5], list) and all(isinstance(b, int) for b in t[5])
         for t in items
     )
