@@ -89,7 +89,7 @@ def test_gateway_serves_the_chart_spec_through_the_dns_endpoint(stack):
 def test_helm_test_program_passes_with_the_token(stack):
     result = run_module("flotilla.chart.smoke", "--url", stack["url"], "--expect", "chat", token=stack["token"])
     assert result.returncode == 0, result.stderr
-    assert "lists chat" in result.stdout
+    assert "answers a completion from chat" in result.stdout
 
 
 def test_helm_test_program_checks_refusal_without_a_token(stack):
