@@ -1,4 +1,14 @@
 {{/*
+Refuse to render, with MESSAGE. `fail` stops helm template and install; helm lint's lint mode
+turns `fail` into a log line, so an unknown template named after the message then stops lint too
+(its error carries the message).
+*/}}
+{{- define "flotilla.refuse" -}}
+{{- fail . -}}
+{{- include (printf "refused: %s" .) dict -}}
+{{- end -}}
+
+{{/*
 Production behaviour of the Deployments: rollout strategy, progress deadline, topology spread,
 graceful drains, termination grace and resources. Kept apart from the engine arguments
 (_engines.tpl) so that each can change without touching the other.
@@ -104,7 +114,7 @@ decimal suffixes.
 {{- $suffix := trimPrefix $number $q -}}
 {{- $scale := dict "" 1.0 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 -}}
 {{- if or (not $number) (not (hasKey $scale $suffix)) -}}
-{{- fail (printf "cannot read %q as a memory quantity (use e.g. 512Mi, 16Gi)" $q) -}}
+{{- include "flotilla.refuse" (printf "cannot read %q as a memory quantity (use e.g. 512Mi, 16Gi)" $q) -}}
 {{- end -}}
 {{- mulf (float64 $number) (index $scale $suffix) | int64 -}}
 {{- end -}}
@@ -124,7 +134,7 @@ Plus the GPU limit. ctx: dict "root" $ "model" MERGED "given" USER_MODEL "shm" B
 {{- $resources = deepCopy .given.resources -}}
 {{- $limit := dig "limits" "memory" "" $resources -}}
 {{- if and $shm $limit (le (include "flotilla.bytes" $limit | int64) $shm) -}}
-{{- fail (printf "models[%s].resources.limits.memory (%v) must be larger than shmSize (%s): the memory-backed /dev/shm counts against the container's memory limit" $m.name $limit $m.shmSize) -}}
+{{- include "flotilla.refuse" (printf "models[%s].resources.limits.memory (%v) must be larger than shmSize (%s): the memory-backed /dev/shm counts against the container's memory limit" $m.name $limit $m.shmSize) -}}
 {{- end -}}
 {{- else -}}
 {{- $defaults := .root.Files.Get "files/defaults.yaml" | fromYaml -}}
@@ -162,10 +172,10 @@ ctx: dict "root" $ "model" MERGED "image" IMAGE "security" CONTAINER_SECURITY "t
 {{- $m := .model -}}
 {{- $options := index $m $m.engine -}}
 {{- if not (has $m.engine (list "vllm" "sglang" "tgi")) -}}
-{{- fail (printf "models[%s].download: only vllm, sglang and tgi models are downloaded by the chart (llama.cpp fetches its GGUF itself)" $m.name) -}}
+{{- include "flotilla.refuse" (printf "models[%s].download: only vllm, sglang and tgi models are downloaded by the chart (llama.cpp fetches its GGUF itself)" $m.name) -}}
 {{- end -}}
 {{- if hasPrefix "/" $options.model -}}
-{{- fail (printf "models[%s].download: %s.model %q is a path, not a Hugging Face id" $m.name $m.engine $options.model) -}}
+{{- include "flotilla.refuse" (printf "models[%s].download: %s.model %q is a path, not a Hugging Face id" $m.name $m.engine $options.model) -}}
 {{- end -}}
 - name: download
   image: {{ .image }}
@@ -198,7 +208,7 @@ ctx: dict "root" $ "model" MERGED "image" IMAGE "security" CONTAINER_SECURITY "t
 {{- else if eq .root.Values.rabbitmq.type "internal" -}}
 {{- printf "http://%s.%s.svc.%s:15672/" (include "flotilla.rabbitmqClusterName" .root) .root.Release.Namespace .root.Values.global.clusterDomain -}}
 {{- else -}}
-{{- fail "autoscaling.rabbitmq needs managementUrl (http://HOST:15672/VHOST) unless rabbitmq.type is internal" -}}
+{{- include "flotilla.refuse" "autoscaling.rabbitmq needs managementUrl (http://HOST:15672/VHOST) unless rabbitmq.type is internal" -}}
 {{- end -}}
 {{- end -}}
 
