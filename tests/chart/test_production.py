@@ -232,6 +232,10 @@ def test_gateway_configmap_holds_only_what_the_gateway_reads():
     spec = yaml.safe_load(one(docs, "ConfigMap", "rel-flotilla")["data"]["flotilla.yaml"])
     assert spec["models"] == [{"name": "m", "engine": "vllm", "vllm": {"model": "org/m"}}]
     assert not {"resources", "replicas", "requestTimeoutS", "disruptionBudget"} & set(spec["gateway"])
+    # Autoscaling stays: a model without replicas is then scaling from zero, and its requests wait.
+    scaled = render(model_spec(name="m", **GPU, autoscaling={"enabled": True, "minReplicas": 0}))
+    spec = yaml.safe_load(one(scaled, "ConfigMap", "rel-flotilla")["data"]["flotilla.yaml"])
+    assert spec["models"][0]["autoscaling"] == {"enabled": True, "minReplicas": 0}
 
 
 # --- one timeout knob -----------------------------------------------------------------------------

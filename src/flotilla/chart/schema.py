@@ -86,8 +86,13 @@ def defaults_of(cls: type[BaseModel], skip: frozenset[str] = frozenset()) -> dic
     return out
 
 
-def _aliases(cls: type[BaseModel]) -> list[str]:
-    return sorted(info.alias or name for name, info in cls.model_fields.items())
+# Kubernetes-side model keys the gateway reads all the same: with autoscaling a model without
+# replicas is scaling from zero (queue its requests), not down (answer 503).
+GATEWAY_READS = frozenset({"autoscaling"})
+
+
+def _aliases(cls: type[BaseModel], keep: frozenset[str] = frozenset()) -> list[str]:
+    return sorted(alias for name, info in cls.model_fields.items() if (alias := info.alias or name) not in keep)
 
 
 def chart_defaults() -> dict[str, Any]:
@@ -97,7 +102,7 @@ def chart_defaults() -> dict[str, Any]:
         "resources": {"engines": ENGINE_RESOURCES, **DEFAULT_RESOURCES},
         # Keys only the chart reads: left out of the gateway's ConfigMap, so changing them does not
         # restart the gateway (its checksum covers exactly what it reads).
-        "chartOnlyKeys": {"model": _aliases(ModelDeploy), "gateway": _aliases(GatewayDeploy)},
+        "chartOnlyKeys": {"model": _aliases(ModelDeploy, GATEWAY_READS), "gateway": _aliases(GatewayDeploy)},
         # Every key the gateway section accepts: the chart sets a gateway timeout only where it exists.
         "gatewayKeys": _aliases(GatewaySpec),
     }
