@@ -121,9 +121,10 @@ decimal suffixes.
 
 {{/*
 An engine container's resources: the model's `resources` as given, else the engine's defaults
-(files/defaults.yaml) with the memory-backed /dev/shm added to both memory figures, since its
-pages count against the container's memory. A given memory limit must leave room beyond shmSize.
-Plus the GPU limit. ctx: dict "root" $ "model" MERGED "given" USER_MODEL "shm" BOOL "gpus" N
+(files/defaults.yaml) with the memory-backed /dev/shm added to the memory limit, since its pages
+count against the container's memory (the request stays the expected use: shared memory is
+rarely full). A given memory limit must leave room beyond shmSize. Plus the GPU limit.
+ctx: dict "root" $ "model" MERGED "given" USER_MODEL "shm" BOOL "gpus" N
 */}}
 {{- define "flotilla.engineResources" -}}
 {{- $m := .model -}}
@@ -139,11 +140,9 @@ Plus the GPU limit. ctx: dict "root" $ "model" MERGED "given" USER_MODEL "shm" B
 {{- else -}}
 {{- $defaults := .root.Files.Get "files/defaults.yaml" | fromYaml -}}
 {{- $resources = deepCopy (index $defaults.resources.engines $m.engine) -}}
-{{- range $kind := list "requests" "limits" -}}
-{{- $section := index $resources $kind -}}
-{{- $bytes := add (include "flotilla.bytes" $section.memory | int64) $shm -}}
-{{- $_ := set $section "memory" (printf "%dMi" (div $bytes 1048576)) -}}
-{{- end -}}
+{{- $limits := $resources.limits -}}
+{{- $bytes := add (include "flotilla.bytes" $limits.memory | int64) $shm -}}
+{{- $_ := set $limits "memory" (printf "%dMi" (div $bytes 1048576)) -}}
 {{- end -}}
 {{- if gt (int .gpus) 0 -}}
 {{- $limits := get $resources "limits" | default dict -}}

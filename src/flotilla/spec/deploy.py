@@ -31,7 +31,7 @@ STREAMING_INGRESS_ANNOTATIONS: dict[str, str] = {
 }
 
 # Per-pod requests and limits of each engine when a model gives no `resources` (the chart README
-# explains the sizing). The memory-backed /dev/shm (shmSize) is added to both memory figures.
+# explains the sizing). The memory-backed /dev/shm (shmSize) is added to the memory limit.
 # CPU limits are generous: an engine's scheduler loop is CPU-bound and throttling it slows every
 # request on the GPU.
 ENGINE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
@@ -249,7 +249,7 @@ class ModelDeploy(SpecModel):
     image: ImageSpec = Field(default_factory=ImageSpec)
     gpu: GpuSpec = Field(default_factory=GpuSpec)
     resources: ResourceRequirements | None = Field(
-        None, description="Container requests/limits; default: the engine's (chart README), with shmSize added to memory."
+        None, description="Container requests/limits; default: the engine's (chart README), shmSize added to the memory limit."
     )
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
