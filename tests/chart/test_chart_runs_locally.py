@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import container, one, render
+from conftest import container, one, render, replace_flag
 from procs import free_port, running
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]
@@ -30,12 +30,6 @@ VALUES = {
                     {"name": "students", "token": "students-secret-value", "rate": 10}],
     },
 }
-
-
-def replace_flag(args: list[str], flag: str, value: str) -> list[str]:
-    args = list(args)
-    args[args.index(flag) + 1] = value
-    return args
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,10 @@ import urllib.request
 
 import pytest
 
-from conftest import container, model_spec, one, render
+from conftest import container, model_spec, one, render, replace_flag
 from procs import free_port, running
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]
-
-
-def replace_flag(args: list[str], flag: str, value: str) -> list[str]:
-    args = list(args)
-    args[args.index(flag) + 1] = value
-    return args
 
 
 @pytest.fixture(scope="module")
