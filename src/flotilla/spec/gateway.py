@@ -15,7 +15,11 @@ _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class TokenSpec(SpecModel):
-    name: str = Field(..., description="Who the token belongs to; usage is reported by this name.")
+    name: str = Field(
+        ...,
+        description="Who the token belongs to; usage is reported by this name.",
+        json_schema_extra={"pattern": _TOKEN_NAME.pattern},  # Helm checks it too: it keys the token Secret
+    )
     token: str = Field(..., min_length=8, description="The bearer secret (use ${ENV}); stored hashed.")
     priority: int = Field(1, ge=0, le=1000, description="Higher is served first.")
     threshold: int = Field(10, ge=0, description="How many of this token's requests may wait in a model's queue.")

@@ -19,10 +19,16 @@ from flotilla.spec.engines import (
 
 # Kubernetes object names are DNS-1035 labels; model names become part of them.
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+MODEL_NAME_MAX = 40  # a 22-character release prefix + "-" + the name fits a Service's 63
 
 
 class ModelSpec(ModelDeploy):
-    name: str = Field(..., description="The OpenAI `model` clients send.")
+    name: str = Field(
+        ...,
+        description="The OpenAI `model` clients send; it names Kubernetes objects (lowercase, digits, '-', at most 40).",
+        # In the JSON Schema too, so that Helm refuses a bad name before rendering objects from it.
+        json_schema_extra={"pattern": _DNS_LABEL.pattern, "maxLength": MODEL_NAME_MAX},
+    )
     engine: EngineKind = Field(..., description="sim | llamacpp | vllm | sglang | tgi | external")
     replicas: int = Field(1, ge=0, description="Engine replicas (ignored for external: one per URL).")
     max_concurrency: int = Field(
