@@ -442,7 +442,9 @@ def test_llamacpp_smollm2_comes_from_flotillas_image():
     args = c["args"]
     model_path = args[args.index("--model") + 1]
     assert model_path == "/models/flotilla/SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert args[args.index("--ctx-size") + 1] == "4096" and args[args.index("--threads") + 1] == "2"
+    # llama-server splits --ctx-size among its --parallel slots: each slot gets the spec's nCtx.
+    assert args[args.index("--parallel") + 1] == "4"
+    assert args[args.index("--ctx-size") + 1] == str(4096 * 4) and args[args.index("--threads") + 1] == "2"
     assert args[args.index("--alias") + 1] == "m" and "--metrics" in args
     init = pod_spec(deployment)["initContainers"][0]
     assert init["image"] == "ghcr.io/flotilla/flotilla:0.1.0" and init["args"] == [model_path]

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -54,6 +55,7 @@ class ServedModel:
     upstream_name: str
     upstream_headers: dict[str, str]
     vllm_priority: bool
+    prefill: Any = None  # disagg.PrefillStep of a disaggregated model: runs before the decode replica's call
 
 
 class GatewayHandlers:
@@ -127,7 +129,7 @@ class GatewayHandlers:
         )
         ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
         record = UsageRecord(
-            request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
+            request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
             queue_wait_ms=None, ttft_ms=None, duration_ms=0.0,
         )
@@ -201,6 +203,8 @@ class GatewayHandlers:
             record.replica = replica.label
             failed = False
             try:
+                if served.prefill is not None:
+                    body = await served.prefill.run(ticket, request.path, body, headers)
                 try:
                     upstream = await self.upstream.post(replica.url, request.path, body, headers)
                 except UpstreamUnreachable as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-RoutingPolicy = Literal["least-loaded", "round-robin"]
+RoutingPolicy = Literal["least-loaded", "round-robin", "random"]
 
 
 @dataclass(eq=False, slots=True)
@@ -73,6 +74,8 @@ class ReplicaPool:
             return None
         if self.policy == "round-robin":
             return candidates[next(self._rr) % len(candidates)]
+        if self.policy == "random":
+            return random.choice(candidates)
         # Least loaded: lowest share of capacity in use; ties go round robin so load spreads.
         best = min(candidates, key=lambda r: (r.in_flight + r.external_load) / r.capacity)
         load = (best.in_flight + best.external_load) / best.capacity

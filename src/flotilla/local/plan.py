@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flotilla.engines import EngineNotInstalled, UnknownEngine, get_engine, launches_process
-from flotilla.local.gguf import ModelUnavailable
+from flotilla.engines.gguf import ModelUnavailable
 from flotilla.local.ports import connect_host, free_port, port_is_free
 from flotilla.local.supervisor import ProcessSpec
 from flotilla.spec.root import FlotillaSpec
