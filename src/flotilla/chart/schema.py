@@ -39,9 +39,11 @@ ARGS_HEADER = (
     "each returns JSON. ctx: dict \"model\" MERGED_MODEL \"port\" PORT [\"role\" prefill|decode] */}}\n"
 )
 
-# Engine option sections are defaulted per engine (under `engines:`), not inside each model.
-ENGINE_OPTIONS: dict[str, type[SpecModel]] = {k: e.options for k, e in ENGINES.items() if e.options is not None}
-_ENGINE_SECTIONS = frozenset(ENGINE_OPTIONS)
+
+
+def engine_options() -> dict[str, type[SpecModel]]:
+    """Engine option sections, defaulted per engine (under `engines:`), not inside each model."""
+    return {kind: e.options for kind, e in ENGINES.items() if e.options is not None}
 
 
 def values_schema() -> dict[str, Any]:
@@ -104,8 +106,8 @@ def engine_containers() -> dict[str, Any]:
 
 def chart_defaults() -> dict[str, Any]:
     return {
-        "model": defaults_of(ModelSpec, skip=_ENGINE_SECTIONS),
-        "engines": {kind: defaults_of(options) for kind, options in ENGINE_OPTIONS.items()},
+        "model": defaults_of(ModelSpec, skip=frozenset(engine_options())),
+        "engines": {kind: defaults_of(options) for kind, options in engine_options().items()},
         "containers": engine_containers(),
     }
 

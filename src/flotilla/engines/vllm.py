@@ -215,12 +215,13 @@ class VllmEngine(Engine):
         # vLLM's OpenAI server batches max_num_seqs sequences (256 by default on most GPUs).
         return (options.max_num_seqs if options and options.max_num_seqs else None) or 256
 
-    def local_command(self, model: ModelSpec, port: int) -> list[str]:
+    def local_command(self, model: ModelSpec, port: int, role: str | None = None) -> list[str]:
         program = shutil.which("vllm")
         if program is None:
             raise EngineNotInstalled(f"model {model.name!r} needs vLLM: {INSTALL_HINT}")
-        local_config_files(model)
-        return [program, "serve", *self.rules.python_args(self.context(model, port, host="127.0.0.1", target="local"))]
+        local_config_files(model, role)
+        ctx = self.context(model, port, host="127.0.0.1", target="local", role=role)
+        return [program, "serve", *self.rules.python_args(ctx)]
 
 
 ENGINE = VllmEngine()
