@@ -29,7 +29,10 @@ class ImageSpec(SpecModel):
 
 
 class GpuSpec(SpecModel):
-    count: int | None = Field(None, ge=0, description="GPUs per pod; default: the tensor-parallel size (numShard for TGI).")
+    count: int | None = Field(
+        None, ge=0,
+        description="GPUs per pod; default: the tensor-parallel size (numShard for TGI) x pipeline stages / nodes.",
+    )
     resource_name: str = Field("nvidia.com/gpu", description="Extended resource name of the accelerator.")
     runtime_class_name: str | None = Field(None, description="e.g. 'nvidia' (the GPU Operator's runtime class).")
 

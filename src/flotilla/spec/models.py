@@ -133,6 +133,8 @@ class ModelSpecBase(ModelDeploy):
             raise ValueError(
                 f"parallelism: tensor x pipeline ({tensor} x {par.pipeline}) GPUs must split evenly over {par.nodes} nodes"
             )
+        if par.nodes > 1 and self.autoscaling is not None and self.autoscaling.enabled:
+            raise ValueError("autoscaling a multi-node model (parallelism.nodes > 1) is not supported: set its replicas")
         if self.roles is not None:
             if DISAGGREGATION not in supported:
                 raise ValueError(f"`roles` (disaggregated prefill/decode) needs engine vllm (or sim), not {kind!r}")
