@@ -3,7 +3,6 @@ gateway reads for live load, with the real names, and a request in flight shows 
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 

@@ -10,7 +10,6 @@ llama-server image but not here is said, never ignored).
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
