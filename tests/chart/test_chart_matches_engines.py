@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import container, env_map, model_spec, one, render
+import yaml
+
+from conftest import CHART, container, env_map, model_spec, one, render
 from flotilla.engines import get_engine
 from flotilla.spec.models import ModelSpec
 
@@ -67,9 +69,12 @@ def rendered_engine(kind: str, options: dict, served_model_name: str | None = No
 
 def expected_args(kind: str, spec: ModelSpec) -> list[str]:
     engine = get_engine(kind)
-    args = engine.server_args(spec, engine.container.port)
-    # sim's builder leaves the listen address to its caller; in a pod it is every interface.
-    return args + ["--host", "0.0.0.0"] if kind == "sim" else args
+    return engine.server_args(spec, engine.container.port)
+
+
+def image_tag(defaults) -> str:
+    """A descriptor without a tag runs Flotilla's own image at the chart's appVersion."""
+    return defaults.image_tag or yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +109,7 @@ def test_tgi_container_env_equals_engine_server_env(options):
 def test_image_and_port_equal_engine_container_defaults(kind, options):
     _, c = rendered_engine(kind, options)
     defaults = get_engine(kind).container
-    assert c["image"] == f"{defaults.image_repository}:{defaults.image_tag}"
+    assert c["image"] == f"{defaults.image_repository}:{image_tag(defaults)}"
     assert c["ports"] == [{"name": "http", "containerPort": defaults.port, "protocol": "TCP"}]
     probe_paths = {c[p]["httpGet"]["path"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert probe_paths == {get_engine(kind).health_path}
@@ -114,7 +119,7 @@ def test_gateway_image_is_the_sim_engines_image():
     docs = render(model_spec(name="m1", engine="sim"))
     gateway = container(one(docs, "Deployment", "rel-flotilla"))
     sim = get_engine("sim").container
-    assert gateway["image"] == f"{sim.image_repository}:{sim.image_tag}"
+    assert gateway["image"] == f"{sim.image_repository}:{image_tag(sim)}"
     assert env_map(gateway)["HOME"] == "/tmp"
 
 

@@ -20,7 +20,7 @@ def test_generated_files_are_up_to_date():
 
 
 def test_check_mode_exits_nonzero_on_a_stale_file(tmp_path):
-    for name in ("Chart.yaml", "values.schema.json", "files/defaults.yaml"):
+    for name in ("Chart.yaml", "values.schema.json", "files/defaults.yaml", "templates/_engine_args.tpl"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text((CHART / name).read_text())
     assert stale_files(tmp_path) == []

@@ -50,8 +50,11 @@ def test_engine_load_from_vllm_metrics():
             b'vllm:num_requests_running{model_name="m"} 3.0\n'
             b'vllm:num_requests_waiting{model_name="m"} 2.0\n'
             b'vllm:kv_cache_usage_perc{model_name="m"} 0.5\n')
-    assert engine_load_from_metrics(text) == 5
-    assert engine_load_from_metrics(b"other 1\n") is None
+    gauges = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+    assert engine_load_from_metrics(text, gauges) == 5
+    assert engine_load_from_metrics(b"other 1\n", gauges) is None
+    # A longer name that starts like a gauge is another metric.
+    assert engine_load_from_metrics(b"vllm:num_requests_running_total 7\n", gauges) is None
 
 
 def test_completion_tokens_counted_when_the_engine_sends_no_usage():

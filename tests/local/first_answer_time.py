@@ -46,7 +46,7 @@ def one_run(spec: Path, model: str, token: str) -> tuple[float, float]:
                 try:
                     reply = client.chat.completions.create(
                         model=model, messages=[{"role": "user", "content": "Hello!"}], max_tokens=16,
-                        # llama_cpp.server rejects request ids that are not UUIDs; a client may send its own.
+                        # Engines may reject request ids that are not UUIDs; a client may send its own.
                         extra_headers={"X-Request-Id": str(uuid.uuid4())},
                     )
                 except Exception:  # noqa: BLE001 - not answering yet

@@ -41,22 +41,50 @@ def test_external_has_nothing_to_launch():
 def test_llamacpp_command_carries_the_spec_options():
     m = model(
         name="chat", engine="llamacpp", servedModelName="smol",
-        llamacpp={"nCtx": 1024, "nThreads": 1, "chatFormat": "chatml", "extraArgs": ["--n_batch", "64"]},
+        llamacpp={"nCtx": 1024, "nThreads": 1, "nParallel": 3, "chatFormat": "chatml", "extraArgs": ["--batch-size", "64"]},
     )
     argv = get_engine("llamacpp").local_command(m, 8123)
-    assert argv[:3] == [sys.executable, "-m", "llama_cpp.server"]
-    pairs = dict(zip(argv[3::2], argv[4::2]))
+    # llama.cpp's own server, from the prebuilt xllamacpp wheel, with llama-server's flags.
+    assert argv[:3] == [sys.executable, "-m", "flotilla.engines.llamacpp_serve"]
+    pairs = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag.startswith("--")}
     assert pairs["--model"].endswith(".gguf")
-    assert pairs["--model_alias"] == "smol"
+    assert pairs["--alias"] == "smol"
     assert pairs["--port"] == "8123" and pairs["--host"] == "127.0.0.1"
-    assert pairs["--n_ctx"] == "1024"
-    assert pairs["--n_threads"] == "1" and pairs["--n_threads_batch"] == "1"
-    assert pairs["--chat_format"] == "chatml" and pairs["--n_batch"] == "64"
+    assert pairs["--parallel"] == "3" and pairs["--ctx-size"] == str(1024 * 3)  # nCtx per slot
+    assert pairs["--threads"] == "1"
+    assert pairs["--chat-template"] == "chatml" and pairs["--batch-size"] == "64"
+    assert "--metrics" in argv
+
+
+def test_llamacpp_max_concurrency_defaults_to_its_slots():
+    assert model(name="chat", engine="llamacpp").max_concurrency == 4
+    assert model(name="chat", engine="llamacpp", llamacpp={"nParallel": 2}).max_concurrency == 2
+    assert model(name="chat", engine="llamacpp", maxConcurrency=9).max_concurrency == 9
 
 
 def test_llamacpp_default_threads_are_left_to_llama_cpp():
     argv = get_engine("llamacpp").local_command(model(name="chat", engine="llamacpp"), 8123)
-    assert "--n_threads" not in argv
+    assert "--threads" not in argv
+
+
+def test_llamacpp_launcher_maps_llama_server_flags_and_names_unknown_ones():
+    from types import SimpleNamespace
+
+    from flotilla.engines.llamacpp_serve import UnsupportedFlag, apply_flags
+
+    params = SimpleNamespace(
+        model=SimpleNamespace(path=None), cpuparams=SimpleNamespace(n_threads=-1),
+        cpuparams_batch=SimpleNamespace(n_threads=-1), sampling=SimpleNamespace(seed=0),
+    )
+    apply_flags(params, ["--host", "127.0.0.1", "--port=8080", "-m", "/m.gguf", "--alias", "chat", "-c", "4096",
+                         "--parallel", "4", "--threads", "2", "--metrics"])
+    assert (params.hostnames, params.port, params.model.path, params.model_alias) == (["127.0.0.1"], 8080, "/m.gguf", {"chat"})
+    assert (params.n_ctx, params.n_parallel, params.endpoint_metrics) == (4096, 4, True)
+    assert params.cpuparams.n_threads == params.cpuparams_batch.n_threads == 2
+    with pytest.raises(UnsupportedFlag, match="'--flash-attn'.*supported here: .*--ctx-size"):
+        apply_flags(params, ["--flash-attn"])
+    with pytest.raises(UnsupportedFlag, match="--port: 'x' is not a valid value"):
+        apply_flags(params, ["--port", "x"])
 
 
 def test_sim_command_starts_a_real_sim_with_every_option(tmp_path):

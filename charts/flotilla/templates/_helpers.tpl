@@ -42,7 +42,7 @@ The prefix is cut to 22 characters so that prefix + "-" + a 40-character model n
 {{- end -}}
 
 {{/*
-Labels. ctx: dict "root" $ "component" NAME ["model" MODEL_NAME]
+Labels. ctx: dict "root" $ "component" NAME ["model" MODEL_NAME] ["role" prefill|decode]
 */}}
 {{- define "flotilla.selectorLabels" -}}
 app.kubernetes.io/name: flotilla
@@ -50,6 +50,9 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- with .model }}
 flotilla/model: {{ . }}
+{{- end }}
+{{- with .role }}
+flotilla/role: {{ . }}
 {{- end }}
 {{- end -}}
 
@@ -123,47 +126,16 @@ including its engine's options section. ctx: dict "root" $ "model" MODEL; return
 {{- end -}}
 
 {{/*
-What each engine kind runs in the cluster. Must agree with ENGINE.container of
-flotilla/engines/*.py (tests/chart checks it). llama.cpp runs ggml-org's own server image here,
-not llama-cpp-python. sim runs Flotilla's image (the gateway's).
+What each engine kind runs in the cluster: image, port, command, health path, GPU option and
+multi-node commands, generated into files/defaults.yaml from the engine descriptors
+(flotilla/engines/<kind>.py). A null tag is the chart's appVersion (Flotilla's own image).
+ctx: dict "root" $ "engine" KIND; returns YAML.
 */}}
-{{- define "flotilla.engineContainers" -}}
-vllm:
-  repository: vllm/vllm-openai
-  tag: v0.28.0
-  port: 8000
-  command: [vllm, serve]
-  health: /health
-tgi:
-  repository: ghcr.io/huggingface/text-generation-inference
-  tag: "3.3.7"
-  port: 8080
-  command: [text-generation-launcher]
-  health: /health
-sglang:
-  repository: lmsysorg/sglang
-  tag: v0.5.20
-  port: 30000
-  command: [python3, -m, sglang.launch_server]
-  health: /health
-llamacpp:
-  repository: ghcr.io/ggml-org/llama.cpp
-  tag: server-b11206
-  port: 8080
-  command: []
-  health: /health
-sim:
-  repository: ghcr.io/flotilla/flotilla
-  tag: {{ .Chart.AppVersion | quote }}
-  port: 8000
-  command: [flotilla]
-  health: /health
-{{- end -}}
-
-{{/* ctx: dict "root" $ "engine" KIND; returns YAML of that engine's container defaults */}}
 {{- define "flotilla.engineContainer" -}}
-{{- $all := include "flotilla.engineContainers" .root | fromYaml -}}
-{{- index $all .engine | toYaml -}}
+{{- $all := (.root.Files.Get "files/defaults.yaml" | fromYaml).containers -}}
+{{- $c := deepCopy (index $all .engine) -}}
+{{- if kindIs "invalid" $c.tag }}{{ $_ := set $c "tag" .root.Chart.AppVersion }}{{ end -}}
+{{- toYaml $c -}}
 {{- end -}}
 
 {{/*
@@ -201,27 +173,48 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* GPUs per pod: gpu.count, else the tensor-parallel size (numShard for TGI), else none. ctx: merged model */}}
+{{/*
+GPUs per pod: gpu.count, else the engine's GPU option (tensorParallelSize, numShard) with
+parallelism.tensor in its place when given, times the pipeline stages, split over the nodes.
+ctx: dict "root" $ "model" MERGED_MODEL
+*/}}
 {{- define "flotilla.gpuCount" -}}
-{{- if not (kindIs "invalid" .gpu.count) -}}
-{{- int64 .gpu.count -}}
-{{- else if eq .engine "vllm" -}}
-{{- int64 .vllm.tensorParallelSize -}}
-{{- else if eq .engine "sglang" -}}
-{{- int64 .sglang.tensorParallelSize -}}
-{{- else if eq .engine "tgi" -}}
-{{- int64 .tgi.numShard -}}
+{{- $m := .model -}}
+{{- $c := include "flotilla.engineContainer" (dict "root" .root "engine" $m.engine) | fromYaml -}}
+{{- if not (kindIs "invalid" $m.gpu.count) -}}
+{{- int64 $m.gpu.count -}}
+{{- else if $c.gpuOption -}}
+{{- $tp := index (index $m $m.engine) $c.gpuOption -}}
+{{- if not (kindIs "invalid" $m.parallelism.tensor) }}{{ $tp = $m.parallelism.tensor }}{{ end -}}
+{{- div (mul (int64 $tp) (int64 $m.parallelism.pipeline)) (int64 $m.parallelism.nodes) -}}
 {{- else -}}
 0
 {{- end -}}
 {{- end -}}
 
-{{/* Where the gateway finds every replica of a model: the A records of its headless Service. ctx: dict "root" $ "model" MODEL */}}
+{{/* Where the gateway finds every replica of a unit (see flotilla.engineUnits): the A records of its headless Service. ctx: dict "root" $ "unit" UNIT */}}
 {{- define "flotilla.endpointFlag" -}}
-{{- $container := include "flotilla.engineContainer" (dict "root" .root "engine" .model.engine) | fromYaml -}}
-{{- printf "%s=dns+http://%s.%s.svc.%s:%d" .model.name (include "flotilla.modelFullname" (dict "root" .root "name" .model.name)) .root.Release.Namespace .root.Values.global.clusterDomain (int $container.port) -}}
+{{- $container := include "flotilla.engineContainer" (dict "root" .root "engine" .unit.model.engine) | fromYaml -}}
+{{- printf "%s=dns+http://%s.%s.svc.%s:%d" .unit.pool .unit.name .root.Release.Namespace .root.Values.global.clusterDomain (int $container.port) -}}
 {{- end -}}
 
 {{- define "flotilla.gatewayUrl" -}}
 {{- printf "http://%s.%s.svc.%s:%d" (include "flotilla.fullname" .) .Release.Namespace .Values.global.clusterDomain (int .Values.gateway.service.port) -}}
+{{- end -}}
+
+{{/*
+A merged model's maxConcurrency: its own, else what its engine serves at once (the engine
+section's option, else the engine's number), as the gateway computes it (files/defaults.yaml,
+generated from the engine descriptors). ctx: dict "root" $ "model" MERGED_MODEL
+*/}}
+{{- define "flotilla.maxConcurrency" -}}
+{{- $m := .model -}}
+{{- if $m.maxConcurrency -}}
+{{- int $m.maxConcurrency -}}
+{{- else -}}
+{{- $rule := index (.root.Files.Get "files/defaults.yaml" | fromYaml).concurrency $m.engine -}}
+{{- $options := index $m $m.engine | default dict -}}
+{{- $given := and $rule.option (index $options $rule.option) -}}
+{{- int ($given | default $rule.default) -}}
+{{- end -}}
 {{- end -}}

@@ -80,21 +80,17 @@ topologySpreadConstraints:
 {{- end -}}
 {{- end -}}
 
-{{/* Requests running and waiting, as each engine's /metrics names them: the drain waits for 0. */}}
-{{- define "flotilla.drainGauges" -}}
-vllm: ["vllm:num_requests_running", "vllm:num_requests_waiting"]
-sim: ["vllm:num_requests_running", "vllm:num_requests_waiting"]
-sglang: ["sglang:num_running_reqs", "sglang:num_queue_reqs"]
-tgi: ["tgi_batch_current_size", "tgi_queue_size"]
-llamacpp: ["llamacpp:requests_processing", "llamacpp:requests_deferred"]
-{{- end -}}
-
-{{/* The engine's preStop hook (files/drain.py, or drain.sh where the image has no Python). ctx: dict "root" $ "model" MERGED "port" PORT */}}
+{{/*
+The engine's preStop hook (files/drain.py, or drain.sh where the image has no Python): it waits
+until the engine's own running and waiting gauges (its descriptor's load gauges) read 0.
+ctx: dict "root" $ "model" MERGED "port" PORT
+*/}}
 {{- define "flotilla.engineLifecycle" -}}
-{{- $gauges := index (include "flotilla.drainGauges" . | fromYaml) .model.engine -}}
+{{- $container := include "flotilla.engineContainer" (dict "root" .root "engine" .model.engine) | fromYaml -}}
+{{- $gauges := $container.loadGauges | default list -}}
 {{- $args := concat (list (toString .port) (toString (int .model.drainDelaySeconds))) $gauges -}}
 {{- $command := list "python3" "-c" (.root.Files.Get "files/drain.py") -}}
-{{- if eq .model.engine "llamacpp" -}}
+{{- if $container.drainShell -}}
 {{- $command = list "sh" "-c" (.root.Files.Get "files/drain.sh") "drain" -}}
 {{- end -}}
 lifecycle:

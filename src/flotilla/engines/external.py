@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from flotilla.engines.base import ContainerDefaults
-from flotilla.spec.models import ModelSpec
+from flotilla.engines.base import Engine, NothingToLaunch
 
-
-class NothingToLaunch(RuntimeError):
-    """Asked to launch a model whose engine is a URL."""
+if TYPE_CHECKING:
+    from flotilla.spec.models import ModelSpec
 
 
-@dataclass(frozen=True)
-class ExternalEngine:
-    kind: str = "external"
-    health_path: str = "/v1/models"  # the one path every OpenAI-compatible server answers
-    metrics_path: str | None = None
-    container: ContainerDefaults | None = None
+class ExternalEngine(Engine):
+    kind = "external"
+    health_path = "/v1/models"  # the one path every OpenAI-compatible server answers
+    metrics_path = None
+    container = None
+    default_concurrency = 8  # unknown server: a modest share until the spec says otherwise
 
-    def server_args(self, model: ModelSpec, port: int) -> list[str]:
+    def server_args(self, model: ModelSpec, port: int, **_: object) -> list[str]:
         raise NothingToLaunch(f"model {model.name!r} is external ({', '.join(model.urls)}): nothing to launch")
 
     def local_command(self, model: ModelSpec, port: int) -> list[str]:

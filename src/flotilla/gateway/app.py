@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -56,6 +57,7 @@ class ServedModel:
     upstream_headers: dict[str, str]
     vllm_priority: bool
     prefix_aware: bool = False  # tickets carry the prompt's prefix blocks for routing
+    prefill: Any = None  # disagg.PrefillStep of a disaggregated model: runs before the decode replica's call
 
 
 class GatewayHandlers:
@@ -130,7 +132,7 @@ class GatewayHandlers:
         )
         ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
-            request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
+            request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
             queue_wait_ms=None, ttft_ms=None, duration_ms=0.0,
         )
@@ -204,6 +206,8 @@ class GatewayHandlers:
             record.replica = replica.label
             failed = False
             try:
+                if served.prefill is not None:
+                    body = await served.prefill.run(ticket, request.path, body, headers)
                 try:
                     upstream = await self.upstream.post(replica.url, request.path, body, headers)
                 except UpstreamUnreachable as exc:

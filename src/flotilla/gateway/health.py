@@ -15,21 +15,29 @@ from flotilla.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("flotilla.gateway.health")
 
-# vLLM gauges (the sim exposes the same) that say how busy an engine is, whoever sent the work.
-_LOAD_GAUGES = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
 
-
-def engine_load_from_metrics(text: bytes) -> int | None:
-    """Running plus waiting requests from a Prometheus exposition; None when the gauges are absent."""
+def engine_load_from_metrics(text: bytes, gauges: tuple[str, ...]) -> int | None:
+    """The sum of `gauges` (every series of each: one per rank or label set) in a Prometheus
+    exposition; None when none of them is there. The gauge names are the engine descriptor's."""
+    wanted = {g.encode() for g in gauges}
     total = 0.0
     seen = False
     for line in text.splitlines():
-        if line.startswith(_LOAD_GAUGES):
-            try:
-                total += float(line.rsplit(b" ", 1)[1])
-                seen = True
-            except (IndexError, ValueError):
-                continue
+        if not line or line[0] == 35:  # '#': HELP and TYPE lines
+            continue
+        end = len(line)
+        for stop in (b"{", b" "):
+            at = line.find(stop)
+            if 0 <= at < end:
+                end = at
+        if line[:end] not in wanted:
+            continue
+        try:
+            value = line[line.rindex(b"}") + 1:] if b"}" in line else line[end:]
+            total += float(value.split()[0])
+            seen = True
+        except (IndexError, ValueError):
+            continue
     return int(total) if seen else None
 
 
@@ -43,6 +51,7 @@ class ModelHealth:
         health_path: str,
         metrics_path: str | None,
         headers: dict[str, str] | None = None,
+        load_gauges: tuple[str, ...] = (),
         speed: SpeedGovernor | None = None,
     ) -> None:
         self.pool = pool
@@ -50,6 +59,7 @@ class ModelHealth:
         self.health_path = health_path
         self.metrics_path = metrics_path
         self.headers = headers or {}
+        self.load_gauges = load_gauges
         self.speed = speed  # minTokensPerSecond: limits each replica by its measured decode speed
 
 
@@ -103,11 +113,11 @@ class HealthMonitor:
                 await resp.read()
                 healthy = resp.status == 200
                 error = None if healthy else f"health check answered {resp.status}"
-            if healthy and model.metrics_path:
+            if healthy and model.metrics_path and (model.load_gauges or model.speed is not None):
                 async with self._session.get(replica.url + model.metrics_path, timeout=timeout) as resp:
                     if resp.status == 200:
                         text = await resp.read()
-                        load = engine_load_from_metrics(text)
+                        load = engine_load_from_metrics(text, model.load_gauges)
                         if load is not None:
                             replica.external_load = max(0, load - replica.in_flight)
                         if model.speed is not None:

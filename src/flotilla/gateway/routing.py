@@ -2,6 +2,7 @@
 
 - least-loaded: the lowest share of capacity in use; ties take turns so load spreads.
 - round-robin: take turns.
+- random: any of them (what disaggregated serving's proxies often do).
 - prefix-aware: the replica that most recently served the longest leading part of this prompt,
   so the engine's prefix cache (vLLM automatic prefix caching, SGLang's radix cache, llama.cpp's
   slots) can skip recomputing it, unless that replica is busier than the least-loaded one by more
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol
@@ -36,6 +38,11 @@ class RoundRobin:
 
     def choose(self, candidates: Sequence[Replica], blocks: Sequence[int] = ()) -> Replica:
         return candidates[next(self._turn) % len(candidates)]
+
+
+class Random:
+    def choose(self, candidates: Sequence[Replica], blocks: Sequence[int] = ()) -> Replica:
+        return random.choice(candidates)
 
 
 class LeastLoaded:
@@ -100,4 +107,6 @@ def make_router(policy: str) -> Router:
         return RoundRobin()
     if policy == "prefix-aware":
         return PrefixAware()
+    if policy == "random":
+        return Random()
     return LeastLoaded()

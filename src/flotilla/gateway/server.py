@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
 
 from flotilla.engines import get_engine
-from flotilla.gateway.app import GatewayHandlers, ServedModel, add_routes, openai_errors
+from flotilla.gateway.app import GatewayHandlers, add_routes, openai_errors
 from flotilla.gateway.auth import TokenCache
+from flotilla.gateway.disagg import PrefillStep
 from flotilla.gateway.dispatch import make_dispatcher
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.replica_groups import ReplicaGroup, replica_groups
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.served import served_models, upstream_headers
 from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.upstream import UpstreamClient
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.logs import configure_logging
-from flotilla.spec.models import ModelSpec
 from flotilla.spec.root import FlotillaSpec
 from flotilla.store import Store
 
@@ -36,44 +39,40 @@ class GatewayConfigError(ValueError):
 def resolve_endpoints(
     spec: FlotillaSpec, flags: dict[str, list[EndpointSource]]
 ) -> dict[str, list[EndpointSource]]:
-    """Every model's replica sources: --endpoint flags, or the spec's URLs for external engines."""
-    unknown = sorted(set(flags) - {m.name for m in spec.models})
+    """Every replica group's sources: --endpoint flags, or the spec's URLs for external engines."""
+    groups = replica_groups(spec)
+    unknown = sorted(set(flags) - {g.name for g in groups})
     if unknown:
         raise GatewayConfigError(f"--endpoint names unknown model(s): {', '.join(unknown)}")
     sources: dict[str, list[EndpointSource]] = {}
-    for model in spec.models:
-        if model.name in flags:
-            sources[model.name] = flags[model.name]
-        elif model.engine == "external":
-            sources[model.name] = [EndpointSource(u) for u in model.urls]
-        else:
+    for group in groups:
+        model = group.model
+        if group.name in flags:
+            sources[group.name] = flags[group.name]
+        elif not model.urls:
             raise GatewayConfigError(
-                f"model '{model.name}' (engine {model.engine}) has no endpoint: pass --endpoint {model.name}=http://HOST:PORT "
+                f"model '{group.name}' (engine {model.engine}) has no endpoint: pass --endpoint {group.name}=http://HOST:PORT "
                 "(`flotilla up` does this for you)"
             )
+        else:
+            sources[group.name] = [EndpointSource(u) for u in model.urls]
     return sources
 
 
-def _served_model(model: ModelSpec, routing: str) -> ServedModel:
-    headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
-    return ServedModel(
-        model, model.upstream_model_name, headers, model.forwards_vllm_priority,
-        prefix_aware=(model.routing or routing) == "prefix-aware",
-    )
-
-
-def _health_of(model: ModelSpec, pool: ReplicaPool, sources: list[EndpointSource]) -> ModelHealth:
+def _health_of(group: ReplicaGroup, pool: ReplicaPool, sources: list[EndpointSource]) -> ModelHealth:
+    model = group.model
     engine = get_engine(model.engine)
-    headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
     speed = SpeedGovernor(model.min_tokens_per_second) if model.min_tokens_per_second else None
-    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, headers, speed)
+    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, upstream_headers(model),
+                       engine.gauges_for(model), speed)
 
 
 async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]]) -> web.Application:
     """Open the store, load tokens, probe replicas, then return the app (its cleanup closes everything)."""
     g = spec.gateway
     sources = resolve_endpoints(spec, endpoints)
-    pools = {m.name: ReplicaPool(m.name, m.max_concurrency, m.routing or g.routing) for m in spec.models}
+    groups = replica_groups(spec)
+    pools = {r.name: ReplicaPool(r.name, r.capacity, r.policy) for r in groups}
     closers: list = []  # closed in reverse order of opening
 
     async def close_all(_: web.Application | None = None) -> None:
@@ -103,7 +102,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         closers.append(usage.close)
         dispatcher = make_dispatcher(spec, pools)
         monitor = HealthMonitor(
-            [_health_of(m, pools[m.name], sources[m.name]) for m in spec.models],
+            [_health_of(r, pools[r.name], sources[r.name]) for r in groups],
             session, g.health_interval_s, dispatcher.replicas_changed,
         )
         await monitor.start()
@@ -123,8 +122,12 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         return tokens.loaded and dispatch_ok, {"tokens": len(tokens), "healthy_replicas": replicas, "dispatcher": dispatch}
 
     most_replicas = max(len(p.replicas) for p in pools.values())
+    served = served_models(spec)
+    for name, model in list(served.items()):
+        if model.spec.roles is not None:  # disaggregated: prefill on NAME@prefill before decode
+            served[name] = replace(model, prefill=PrefillStep(model.spec.name, dispatcher, upstream))
     handlers = GatewayHandlers(
-        {m.name: _served_model(m, g.routing) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
+        served, tokens, dispatcher, upstream, usage, metrics,
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
     )
     app = web.Application(middlewares=[openai_errors], client_max_size=g.max_body_bytes)

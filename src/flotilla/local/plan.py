@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flotilla.engines import EngineNotInstalled, UnknownEngine, get_engine, launches_process
-from flotilla.local.gguf import ModelUnavailable
+from flotilla.engines.gguf import ModelUnavailable
 from flotilla.local.ports import connect_host, free_port, port_is_free
 from flotilla.local.supervisor import ProcessSpec
+from flotilla.spec.models import ModelSpec
 from flotilla.spec.root import FlotillaSpec
 
 LOCAL_HOST = "127.0.0.1"  # engines listen here only: the gateway is the way in
@@ -48,6 +49,20 @@ def flotilla_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "flotilla.cli", *args]
 
 
+def _units(model: ModelSpec) -> list[tuple[str | None, str, int]]:
+    """(role, the gateway's pool name, replicas): one unit, or a disaggregated model's two roles."""
+    if model.roles is None:
+        return [(None, model.name, model.replicas)]
+    return [("decode", model.name, model.roles.decode.replicas),
+            ("prefill", f"{model.name}@prefill", model.roles.prefill.replicas)]
+
+
+def model_env(model: ModelSpec) -> tuple[tuple[str, str], ...]:
+    """The model's `env` entries that carry a `value`; `valueFrom` entries refer to Kubernetes
+    objects and apply in the chart only (engines here inherit the shell's environment)."""
+    return tuple((e.name, e.value) for e in model.env if e.value is not None)
+
+
 def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port: int | None = None) -> RunPlan:
     problems: list[str] = []
     engines: list[ProcessSpec] = []
@@ -60,30 +75,34 @@ def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port:
             continue
         if not launches_process(engine):
             continue
-        if model.replicas < 1:
+        if model.replica_count < 1:
             problems.append(f"models.{model.name}: replicas is 0; flotilla up needs at least 1 to serve it")
             continue
-        for index in range(model.replicas):
-            port = free_port(LOCAL_HOST, taken)
-            try:
-                argv = engine.local_command(model, port)
-            except (EngineNotInstalled, ModelUnavailable) as exc:
-                problems.append(f"models.{model.name} ({model.engine}): {exc}")
-                break  # every replica would fail the same way
-            url = f"http://{LOCAL_HOST}:{port}"
-            engines.append(
-                ProcessSpec(
-                    name=f"engine-{model.name}-{index}",
-                    role="engine",
-                    argv=argv,
-                    log_path=run_dir / f"engine-{model.name}-{index}.log",
-                    port=port,
-                    url=url,
-                    health_url=url + engine.health_path,
-                    model=model.name,
-                    replica=index,
+        env = model_env(model)
+        for role, pool, replicas in _units(model):
+            for index in range(replicas):
+                port = free_port(LOCAL_HOST, taken)
+                try:
+                    argv = engine.local_command(model, port, role=role) if role else engine.local_command(model, port)
+                except (EngineNotInstalled, ModelUnavailable, ValueError) as exc:
+                    problems.append(f"models.{model.name} ({model.engine}): {exc}")
+                    break  # every replica would fail the same way
+                url = f"http://{LOCAL_HOST}:{port}"
+                name = f"engine-{model.name}-{role + '-' if role else ''}{index}"
+                engines.append(
+                    ProcessSpec(
+                        name=name,
+                        role="engine",
+                        argv=argv,
+                        log_path=run_dir / f"{name}.log",
+                        port=port,
+                        url=url,
+                        health_url=url + engine.health_path,
+                        model=pool,
+                        replica=index,
+                        env=env,
+                    )
                 )
-            )
 
     host = spec.gateway.host
     first_port = gateway_port or spec.gateway.port

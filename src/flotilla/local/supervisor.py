@@ -10,6 +10,7 @@ and `on_event` (human-readable lines for the console and up.log).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -43,8 +44,9 @@ class ProcessSpec:
     port: int
     url: str  # base URL clients use
     health_url: str | None  # None: running counts as healthy
-    model: str | None = None
+    model: str | None = None  # the gateway's name for the replica's pool (MODEL, or MODEL@prefill)
     replica: int | None = None
+    env: tuple[tuple[str, str], ...] = ()  # set over the inherited environment (the model's `env`)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,10 @@ class SupervisedProcess:
         if self.restarts:
             with open(self.spec.log_path, "ab") as log:
                 log.write(f"\n==== flotilla: restart {self.restarts} at {time.strftime('%H:%M:%S')} ====\n".encode())
-        self._proc = spawn_in_own_group(self.spec.argv, self.spec.log_path, env=self._env, cwd=self._cwd)
+        env = self._env
+        if self.spec.env:
+            env = {**(os.environ if env is None else env), **dict(self.spec.env)}
+        self._proc = spawn_in_own_group(self.spec.argv, self.spec.log_path, env=env, cwd=self._cwd)
         self.started_at = time.monotonic()
         self.next_start_in_s = None
         self.ready_after_s = None if self.spec.health_url else 0.0

@@ -4,7 +4,9 @@ An OpenAI-compatible server that behaves like vLLM under load, so the gateway ca
 benchmarked without a GPU:
 
 - API: POST /v1/chat/completions, /v1/completions (stream or not, `usage`,
-  `stream_options.include_usage`), /v1/embeddings; GET /v1/models, /health, /metrics (vLLM names).
+  `stream_options.include_usage`), /v1/embeddings; GET /v1/models, /health, /metrics (vLLM names,
+  or SGLang's, TGI's or llama.cpp's with `metricsDialect`). LoRA adapters (`--lora`) are served as
+  models; `--role prefill|decode` plays one side of a disaggregated model (vLLM's NixlConnector protocol).
 - Continuous batching: at most `maxNumSeqs` sequences run; the rest wait FIFO. TTFT and ITL are
   `ttftMs`/`itlMs` times `1 + batchSlowdown * (running - 1)` (latency.py).
 - Output: one vocabulary word per token; length = max_tokens (or max_completion_tokens), else a

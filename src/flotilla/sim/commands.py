@@ -32,8 +32,18 @@ def sim(
         None, "--die-mid-stream-rate", help="Fraction of streams cut off halfway."
     ),
     max_model_len: int | None = typer.Option(None, "--max-model-len", help="Context length in tokens."),
+    metrics_dialect: str | None = typer.Option(
+        None, "--metrics-dialect", help="Whose /metrics names to speak: vllm (default), sglang, tgi, llamacpp."
+    ),
+    kv_transfer_ms: float | None = typer.Option(
+        None, "--kv-transfer-ms", help="Decode role: delay standing for the KV-cache transfer (ms)."
+    ),
+    lora: list[str] = typer.Option([], "--lora", help="A LoRA adapter name served besides the model (repeat)."),
+    role: str | None = typer.Option(
+        None, "--role", help="Disaggregated role: prefill (returns KV-transfer parameters) or decode."
+    ),
 ) -> None:
-    """Run the simulated vLLM-like engine (OpenAI API, continuous batching, vLLM metrics)."""
+    """Run the simulated vLLM-like engine (OpenAI API, continuous batching, metrics in an engine's dialect)."""
     from flotilla.sim.server import run_sim  # keeps `flotilla --help` from importing aiohttp
 
     given: dict[str, Any] = {
@@ -47,6 +57,8 @@ def sim(
         "error_rate": error_rate,
         "die_mid_stream_rate": die_mid_stream_rate,
         "max_model_len": max_model_len,
+        "metrics_dialect": metrics_dialect,
+        "kv_transfer_ms": kv_transfer_ms,
     }
     try:
         options = SimOptions(**{k: v for k, v in given.items() if v is not None})
@@ -58,7 +70,13 @@ def sim(
     if not 0 <= port <= 65535:
         typer.echo(f"flotilla sim: --port: must be 0..65535, got {port}", err=True)
         raise typer.Exit(2)
-    run_sim(options, model, host=host, port=port)
+    if role not in (None, "prefill", "decode"):
+        typer.echo(f"flotilla sim: --role: must be prefill or decode, got {role!r}", err=True)
+        raise typer.Exit(2)
+    if model in lora:
+        typer.echo(f"flotilla sim: --lora {model!r} is the model's own name", err=True)
+        raise typer.Exit(2)
+    run_sim(options, model, host=host, port=port, adapters=tuple(dict.fromkeys(lora)), role=role)
 
 
 def sim_args(options: SimOptions) -> list[str]:

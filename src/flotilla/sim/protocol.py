@@ -38,11 +38,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_model(body: dict[str, Any], served_model: str) -> None:
+def check_model(body: dict[str, Any], served_model: str, adapters: tuple[str, ...] = ()) -> str:
+    """The model (or LoRA adapter) a request names; vLLM serves its base model when `model` is omitted."""
     model = body.get("model")
-    # vLLM serves its only model when `model` is omitted.
-    if model is not None and model != served_model:
+    if model is None:
+        return served_model
+    if model != served_model and model not in adapters:
         raise SimError(404, f"The model `{model}` does not exist.", "model")
+    return model
 
 
 def _chat_prompt_chars(messages: Any) -> int:

@@ -64,8 +64,9 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 class ResponseFactory:
     """Builds the payloads of one served model."""
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str, parent: str | None = None) -> None:
         self.model_name = model_name
+        self.parent = parent  # the base model of a LoRA adapter
         self._model_json = _json(model_name)
         self._id_prefix = os.urandom(8).hex()
         self._ids = itertools.count(1)
@@ -77,7 +78,9 @@ class ResponseFactory:
     def stream(self, chat: bool) -> StreamFrames:
         return StreamFrames(chat, self.new_id(chat), int(time.time()), self._model_json)
 
-    def completion(self, chat: bool, n_tokens: int, finish_reason: str, prompt_tokens: int) -> bytes:
+    def completion(
+        self, chat: bool, n_tokens: int, finish_reason: str, prompt_tokens: int, extra: dict[str, Any] | None = None
+    ) -> bytes:
         text = generated_text(n_tokens)
         if chat:
             choice: dict[str, Any] = {
@@ -96,21 +99,23 @@ class ResponseFactory:
             "model": self.model_name,
             "choices": [choice],
             "usage": usage(prompt_tokens, n_tokens),
+            **(extra or {}),
         })
 
+    def card(self, max_model_len: int, created: int) -> dict[str, Any]:
+        # vLLM lists a LoRA adapter with its base model as `parent`.
+        return {
+            "id": self.model_name,
+            "object": "model",
+            "created": created,
+            "owned_by": "vllm",
+            "root": self.model_name,
+            "parent": self.parent,
+            "max_model_len": max_model_len,
+        }
+
     def models(self, max_model_len: int, created: int) -> bytes:
-        return _json({
-            "object": "list",
-            "data": [{
-                "id": self.model_name,
-                "object": "model",
-                "created": created,
-                "owned_by": "vllm",
-                "root": self.model_name,
-                "parent": None,
-                "max_model_len": max_model_len,
-            }],
-        })
+        return _json({"object": "list", "data": [self.card(max_model_len, created)]})
 
     def embeddings(self, inputs: list[tuple[bytes, int]], dimensions: int, base64_encoding: bool) -> bytes:
         data = []

@@ -13,6 +13,7 @@ import signal
 import sys
 from time import perf_counter
 
+import orjson
 import uvloop
 from aiohttp import web
 
@@ -26,7 +27,7 @@ from flotilla.sim.protocol import (
     parse_generation,
     parse_json_object,
 )
-from flotilla.sim.responses import DONE_FRAME, EMBEDDING_DIM
+from flotilla.sim.responses import DONE_FRAME, EMBEDDING_DIM, ResponseFactory
 from flotilla.spec.engines import SimOptions
 
 SIM_ENGINE = web.AppKey("sim_engine", SimEngine)
@@ -69,23 +70,46 @@ async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
     max_model_len = engine.options.max_model_len
     try:
         body = parse_json_object(await request.read())
-        check_model(body, engine.model_name)
+        name = check_model(body, engine.model_name, engine.adapters)
         gen = parse_generation(body, chat, max_model_len)
         fault = engine.faults.decide(request.headers.get(FAULT_HEADER), gen.stream)
+        transfer = kv_transfer_of(engine, body)
     except SimError as exc:
         return _error(exc)
     if fault is Fault.ERROR:
         return _injected_error()
+    engine.requests_by_name[name] += 1
+    responses = engine.responses_by_name[name]
     room = max_model_len - gen.prompt_tokens
     n_tokens = engine.output_length.draw(gen.max_tokens, room)
     finish_reason = "length" if gen.max_tokens is not None or n_tokens == room else "stop"
+    if transfer is not None:
+        return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault, responses, transfer)
     if engine.latency.instant and fault is None:
-        return await _answer_instantly(engine, gen, n_tokens, finish_reason)
-    return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault)
+        return await _answer_instantly(engine, gen, n_tokens, finish_reason, responses)
+    return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault, responses)
+
+
+def kv_transfer_of(engine: SimEngine, body: dict) -> str | None:
+    """'prefill' (compute the KV cache for a remote decode) or 'decode' (the cache comes from a
+    prefill), following vLLM's NixlConnector parameters; None for an ordinary request."""
+    params = body.get("kv_transfer_params")
+    if params is None or engine.role is None:
+        return None
+    if not isinstance(params, dict):
+        raise bad_request("`kv_transfer_params` must be an object", "kv_transfer_params")
+    if engine.role == "prefill" and params.get("do_remote_decode"):
+        return "prefill"
+    if engine.role == "decode" and params.get("do_remote_prefill"):
+        if not params.get("remote_engine_id") or not isinstance(params.get("remote_block_ids"), list):
+            raise bad_request("kv_transfer_params from a prefill need remote_engine_id and remote_block_ids",
+                              "kv_transfer_params")
+        return "decode"
+    return None
 
 
 async def _answer_instantly(
-    engine: SimEngine, gen: GenerationRequest, n_tokens: int, finish_reason: str
+    engine: SimEngine, gen: GenerationRequest, n_tokens: int, finish_reason: str, responses: ResponseFactory
 ) -> web.Response:
     """No simulated time: the whole answer in one write, no timers (the benchmark path)."""
     arrival = perf_counter()
@@ -94,11 +118,11 @@ async def _answer_instantly(
         await scheduler.admit()
     try:
         if gen.stream:
-            frames = engine.responses.stream(gen.chat)
+            frames = responses.stream(gen.chat)
             payload = frames.whole(n_tokens, finish_reason, gen.prompt_tokens, gen.include_usage)
             response = web.Response(body=payload, headers=_SSE_HEADERS)
         else:
-            response = _json(engine.responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
+            response = _json(responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
     finally:
         scheduler.release()
     waited = perf_counter() - arrival
@@ -119,8 +143,22 @@ async def _answer_in_time(
     n_tokens: int,
     finish_reason: str,
     fault: Fault | None,
+    responses: ResponseFactory,
+    transfer: str | None = None,
 ) -> web.StreamResponse:
     arrival = perf_counter()
+    extra: dict | None = None
+    if transfer == "prefill":
+        # The prefill computes the prompt's KV cache and one token; the decode side pulls the cache.
+        n_tokens, finish_reason, gen.stream = 1, "length", False
+        engine.prefills += 1
+        extra = {"kv_transfer_params": {
+            "do_remote_prefill": True, "do_remote_decode": False, "remote_engine_id": engine.engine_id,
+            "remote_block_ids": list(range(max(1, -(-gen.prompt_tokens // 16)))), "remote_host": "127.0.0.1",
+            "remote_port": 5600, "tp_size": 1,
+        }}
+    elif transfer == "decode":
+        engine.kv_transfers += 1
     scheduler, latency, metrics = engine.scheduler, engine.latency, engine.metrics
     cut_at = n_tokens // 2 if fault is Fault.DIE_MID_STREAM else -1
     stream: web.StreamResponse | None = None
@@ -132,7 +170,7 @@ async def _answer_in_time(
             await stream.prepare(request)
         except ConnectionError:
             return stream  # the client already left
-        frames = engine.responses.stream(gen.chat)
+        frames = responses.stream(gen.chat)
 
     await scheduler.admit()
     admitted = perf_counter()
@@ -140,7 +178,9 @@ async def _answer_in_time(
     engine.kv_tokens += held
     outcome = "abort"
     try:
-        deadline = admitted + latency.time_to_first_token(scheduler.running)
+        # A decode that receives its KV cache waits for the transfer instead of computing the prompt.
+        first = engine.options.kv_transfer_ms / 1000.0 if transfer == "decode" else latency.time_to_first_token(scheduler.running)
+        deadline = admitted + first
         await sleep_until(deadline)
         last = perf_counter()
         metrics.ttft.observe(last - arrival)
@@ -171,7 +211,7 @@ async def _answer_in_time(
         metrics.finished(outcome, e2e=end - arrival, queued=admitted - arrival)
 
     if stream is None:
-        return _json(engine.responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
+        return _json(responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens, extra))
     assert frames is not None
     tail = frames.usage(gen.prompt_tokens, n_tokens) + DONE_FRAME if gen.include_usage else DONE_FRAME
     try:
@@ -186,7 +226,7 @@ async def embeddings(request: web.Request) -> web.Response:
     engine = request.app[SIM_ENGINE]
     try:
         body = parse_json_object(await request.read())
-        check_model(body, engine.model_name)
+        check_model(body, engine.model_name, engine.adapters)
         inputs = parse_embedding_inputs(body)
         dimensions = body.get("dimensions") or EMBEDDING_DIM
         if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= 4096:
@@ -204,7 +244,8 @@ async def embeddings(request: web.Request) -> web.Response:
 
 async def models(request: web.Request) -> web.Response:
     engine = request.app[SIM_ENGINE]
-    return _json(engine.responses.models(engine.options.max_model_len, engine.started_at))
+    cards = [r.card(engine.options.max_model_len, engine.started_at) for r in engine.responses_by_name.values()]
+    return _json(orjson.dumps({"object": "list", "data": cards}))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -215,13 +256,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=request.app[SIM_ENGINE].render_metrics(), headers=_METRICS_HEADERS)
 
 
-def create_sim_app(options: SimOptions, model_name: str) -> web.Application:
+def create_sim_app(
+    options: SimOptions, model_name: str, adapters: tuple[str, ...] = (), role: str | None = None
+) -> web.Application:
     """The sim's aiohttp application serving `model_name` (run it with handler_cancellation=True
     so a client that hangs up frees its batch slot, as vLLM aborts such requests)."""
     if not model_name:
         raise ValueError("model_name must not be empty")
     app = web.Application(client_max_size=_MAX_BODY_BYTES)
-    app[SIM_ENGINE] = SimEngine(options, model_name)
+    app[SIM_ENGINE] = SimEngine(options, model_name, adapters, role)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/embeddings", embeddings)
@@ -236,8 +279,10 @@ def make_runner(app: web.Application) -> web.AppRunner:
     return web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=5.0)
 
 
-async def serve_until_stopped(options: SimOptions, model_name: str, host: str, port: int) -> None:
-    runner = make_runner(create_sim_app(options, model_name))
+async def serve_until_stopped(
+    options: SimOptions, model_name: str, host: str, port: int, adapters: tuple[str, ...] = (), role: str | None = None
+) -> None:
+    runner = make_runner(create_sim_app(options, model_name, adapters, role))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
@@ -254,12 +299,15 @@ async def serve_until_stopped(options: SimOptions, model_name: str, host: str, p
         await runner.cleanup()
 
 
-def run_sim(options: SimOptions, model_name: str, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run_sim(
+    options: SimOptions, model_name: str, host: str = "127.0.0.1", port: int = 8000,
+    adapters: tuple[str, ...] = (), role: str | None = None,
+) -> None:
     """Serve until SIGTERM/SIGINT (blocking, on uvloop). Port 0 picks a free port; the bound
     port is printed on stdout as `... on http://HOST:PORT`."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        uvloop.run(serve_until_stopped(options, model_name, host, port))
+        uvloop.run(serve_until_stopped(options, model_name, host, port, adapters, role))
     except OSError as exc:
         print(f"flotilla sim: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -51,10 +51,12 @@ class RunningSim:
 
 @asynccontextmanager
 async def start_sim(
-    options: SimOptions | None = None, model: str = "sim", host: str = "127.0.0.1", port: int = 0
+    options: SimOptions | None = None, model: str = "sim", host: str = "127.0.0.1", port: int = 0,
+    adapters: tuple[str, ...] = (), role: str | None = None,
 ) -> AsyncIterator[RunningSim]:
-    """Serve a sim on this event loop for the duration of the block (port 0: a free port)."""
-    app: web.Application = create_sim_app(options or SimOptions(), model)
+    """Serve a sim on this event loop for the duration of the block (port 0: a free port); `adapters`
+    are LoRA adapter names it serves too, `role` a disaggregated role (prefill or decode)."""
+    app: web.Application = create_sim_app(options or SimOptions(), model, adapters, role)
     runner = make_runner(app)
     await runner.setup()
     try:

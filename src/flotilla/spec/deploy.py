@@ -30,17 +30,7 @@ STREAMING_INGRESS_ANNOTATIONS: dict[str, str] = {
     "nginx.ingress.kubernetes.io/proxy-body-size": "16m",
 }
 
-# Per-pod requests and limits of each engine when a model gives no `resources` (the chart README
-# explains the sizing). The memory-backed /dev/shm (shmSize) is added to the memory limit.
-# CPU limits are generous: an engine's scheduler loop is CPU-bound and throttling it slows every
-# request on the GPU.
-ENGINE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
-    "vllm": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
-    "sglang": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
-    "tgi": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
-    "llamacpp": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
-    "sim": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
-}
+# Engines' requests and limits come with their descriptors (flotilla.engines, ContainerDefaults).
 # The chart's other containers, when their `resources` are not given.
 DEFAULT_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
     "gateway": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
@@ -63,7 +53,10 @@ class ImageSpec(SpecModel):
 
 
 class GpuSpec(SpecModel):
-    count: int | None = Field(None, ge=0, description="GPUs per pod; default: the tensor-parallel size (numShard for TGI).")
+    count: int | None = Field(
+        None, ge=0,
+        description="GPUs per pod; default: the tensor-parallel size (numShard for TGI) x pipeline stages / nodes.",
+    )
     resource_name: str = Field("nvidia.com/gpu", description="Extended resource name of the accelerator.")
     runtime_class_name: str | None = Field(None, description="e.g. 'nvidia' (the GPU Operator's runtime class).")
 

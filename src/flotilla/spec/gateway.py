@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from flotilla.spec.base import SpecModel
 from flotilla.spec.deploy import GatewayDeploy
-from flotilla.spec.scheduling import RoutingPolicy, SchedulingSpec
+from flotilla.spec.scheduling import GatewayRouting, SchedulingSpec
 
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -67,10 +67,11 @@ class GatewaySpec(GatewayDeploy):
         description="Token and usage store: sqlite:///path, postgresql+asyncpg://..., mysql+aiomysql://...",
     )
     tokens: list[TokenSpec] = Field(default_factory=list, description="Bootstrapped into the store at start.")
-    routing: RoutingPolicy = Field(
+    routing: GatewayRouting = Field(
         "least-loaded",
-        description="How a replica is chosen: least-loaded, round-robin, or prefix-aware (the replica that served "
-        "the longest prefix of this prompt recently, unless that would unbalance the load).",
+        description="How a replica is chosen: least-loaded, round-robin, random, or prefix-aware (the replica that "
+        "served the longest prefix of this prompt recently, unless that would unbalance the load). Models may "
+        "override it with routingPolicy.",
     )
     scheduling: SchedulingSpec = Field(
         default_factory=SchedulingSpec, description="Order of waiting requests (models may override it)."

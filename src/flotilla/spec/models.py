@@ -1,41 +1,50 @@
-"""A served model: its engine, replicas and per-replica capacity."""
+"""A served model: its engine, replicas and per-replica capacity.
+
+The model type is built from the engine registry: `engine` accepts every registered kind and each
+kind with options gets its `<kind>:` section, so a new engine needs no change here.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
+from flotilla.engines.base import DISAGGREGATION, LORA, MULTINODE
+from flotilla.engines.registry import ENGINES
 from flotilla.spec.deploy import ModelDeploy
-from flotilla.spec.scheduling import PriorityBurstSpec, RoutingPolicy, SchedulingSpec
-from flotilla.spec.engines import (
-    EngineKind,
-    LlamaCppOptions,
-    SglangOptions,
-    SimOptions,
-    TgiOptions,
-    VllmOptions,
-)
+from flotilla.spec.scheduling import PriorityBurstSpec, SchedulingSpec
+from flotilla.spec.serving import ExtraConfigSpec, LoraSpec, ParallelismSpec, RolesSpec, RoutingPolicy
+
+if TYPE_CHECKING:
+    from flotilla.engines.base import Engine
 
 # Kubernetes object names are DNS-1035 labels; model names become part of them.
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 MODEL_NAME_MAX = 40  # a 22-character release prefix + "-" + the name fits a Service's 63
 
 
-class ModelSpec(ModelDeploy):
+class ModelSpecBase(ModelDeploy):
+    """Fields every model has; build_model_spec adds `engine` and the engines' option sections."""
+
+    engines: ClassVar[Mapping[str, Engine]] = {}
+
     name: str = Field(
         ...,
         description="The OpenAI `model` clients send; it names Kubernetes objects (lowercase, digits, '-', at most 40).",
         # In the JSON Schema too, so that Helm refuses a bad name before rendering objects from it.
         json_schema_extra={"pattern": _DNS_LABEL.pattern, "maxLength": MODEL_NAME_MAX},
     )
-    engine: EngineKind = Field(..., description="sim | llamacpp | vllm | sglang | tgi | external")
     replicas: int = Field(1, ge=0, description="Engine replicas (ignored for external: one per URL).")
-    max_concurrency: int = Field(
-        8, ge=1, description="Requests one replica takes at once; the rest wait in the gateway's queue."
+    max_concurrency: int | None = Field(
+        None, ge=1,
+        description="Requests one replica takes at once; the rest wait in the gateway's queue. Default: what "
+        "the engine serves at once (llamacpp: nParallel; sim: maxNumSeqs; vllm: maxNumSeqs or 256; "
+        "tgi: maxConcurrentRequests or 128; sglang: maxRunningRequests or 128; external: 8).",
     )
     scheduling: SchedulingSpec | None = Field(None, description="Overrides gateway.scheduling for this model.")
-    routing: RoutingPolicy | None = Field(None, description="Overrides gateway.routing for this model.")
     priority_burst: PriorityBurstSpec | None = Field(
         None, description="Slots beyond maxConcurrency for high priorities (the engine must have room for them)."
     )
@@ -51,11 +60,21 @@ class ModelSpec(ModelDeploy):
         default_factory=list, description="Base URLs of an external engine (http or https; a trailing /v1 is optional)."
     )
     api_key: str | None = Field(None, description="Bearer token the gateway sends to an external engine.")
-    sim: SimOptions | None = None
-    llamacpp: LlamaCppOptions | None = None
-    vllm: VllmOptions | None = None
-    sglang: SglangOptions | None = None
-    tgi: TgiOptions | None = None
+    loras: list[LoraSpec] = Field(
+        default_factory=list, description="LoRA adapters served on this model's replicas, each listed as a model."
+    )
+    parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
+    roles: RolesSpec | None = Field(
+        None, description="Disaggregated prefill/decode: replicas and settings of each role (replaces `replicas`)."
+    )
+    routing_policy: RoutingPolicy | None = Field(
+        None, description="How the gateway picks this model's replicas: none (the gateway's `routing`), "
+        "least-loaded, round-robin, random, or prefix-aware (the replica holding the longest prefix of the "
+        "prompt, unless that would unbalance the load).",
+    )
+    extra_config: ExtraConfigSpec | None = Field(
+        None, description="The engine's YAML config file (vLLM and SGLang --config), inline or from a ConfigMap."
+    )
 
     @field_validator("name")
     @classmethod
@@ -76,21 +95,85 @@ class ModelSpec(ModelDeploy):
         # OpenAI clients' base URLs end in /v1; the gateway appends the /v1/... path itself.
         return [u.rstrip("/").removesuffix("/v1") for u in urls]
 
+    @field_validator("routing_policy", mode="before")
+    @classmethod
+    def _kv_routing_is_not_here(cls, value: Any) -> Any:
+        if value == "kv":
+            raise ValueError(
+                "routingPolicy 'kv' (KV-cache-aware routing) needs the engines' KV-cache events, which Flotilla "
+                "does not read yet; prefix-aware routes by prompt prefixes the gateway has seen (or none, "
+                "least-loaded, round-robin, random)"
+            )
+        return value
+
+    @property
+    def descriptor(self) -> Engine:
+        return type(self).engines[self.engine]  # type: ignore[attr-defined]
+
     @model_validator(mode="after")
-    def _engine_options_present(self) -> "ModelSpec":
-        if self.engine == "external":
+    def _engine_options_present(self) -> "ModelSpecBase":
+        engine = self.descriptor
+        kind = engine.kind
+        if engine.container is None:
             if not self.urls:
-                raise ValueError("engine 'external' needs `urls`: the base URLs of the OpenAI-compatible server")
-            return self
-        if self.urls:
-            raise ValueError(f"`urls` is only for engine 'external', not {self.engine!r}")
-        if self.engine == "sim" and self.sim is None:
-            self.sim = SimOptions()
-        if self.engine == "llamacpp" and self.llamacpp is None:
-            self.llamacpp = LlamaCppOptions()
-        if self.engine in ("vllm", "sglang", "tgi") and getattr(self, self.engine) is None:
-            raise ValueError(f"engine {self.engine!r} needs a `{self.engine}:` section with at least `model`")
+                raise ValueError(f"engine {kind!r} needs `urls`: the base URLs of the OpenAI-compatible server")
+        elif self.urls:
+            raise ValueError(f"`urls` is only for engine 'external', not {kind!r}")
+        if engine.options is not None and getattr(self, kind) is None:
+            if engine.options_required:
+                raise ValueError(f"engine {kind!r} needs a `{kind}:` section with at least `model`")
+            setattr(self, kind, engine.options())
+        for other in type(self).engines.values():
+            if other.options is not None and other.kind != kind and getattr(self, other.kind) is not None:
+                raise ValueError(f"`{other.kind}:` options given to a model whose engine is {kind!r}")
+        if self.max_concurrency is None:
+            self.max_concurrency = engine.max_concurrency(getattr(self, kind, None))
         return self
+
+    @model_validator(mode="after")
+    def _features_supported(self) -> "ModelSpecBase":
+        engine = self.descriptor
+        kind = engine.kind
+        supported = engine.features
+        if self.loras and LORA not in supported:
+            raise ValueError(f"`loras` needs an engine that serves LoRA adapters (vllm, sim), not {kind!r}")
+        names = [lora.name for lora in self.loras]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"LoRA adapter names must be unique; repeated: {', '.join(repeated)}")
+        if self.name in names:
+            raise ValueError(f"LoRA adapter {self.name!r} has the model's own name")
+        par = self.parallelism
+        if par.nodes > 1 and MULTINODE not in supported:
+            raise ValueError(f"parallelism.nodes > 1 needs an engine that runs across nodes (vllm, sglang), not {kind!r}")
+        tensor = self.tensor_parallel_size
+        if tensor is not None and (tensor * par.pipeline) % par.nodes:
+            raise ValueError(
+                f"parallelism: tensor x pipeline ({tensor} x {par.pipeline}) GPUs must split evenly over {par.nodes} nodes"
+            )
+        if par.nodes > 1 and self.autoscaling is not None and self.autoscaling.enabled:
+            raise ValueError("autoscaling a multi-node model (parallelism.nodes > 1) is not supported: set its replicas")
+        if self.roles is not None:
+            if DISAGGREGATION not in supported:
+                raise ValueError(f"`roles` (disaggregated prefill/decode) needs engine vllm (or sim), not {kind!r}")
+            if par.nodes > 1:
+                raise ValueError("`roles` with parallelism.nodes > 1 is not supported: disaggregate single-node replicas")
+        configs = [self.extra_config] + ([self.roles.prefill.extra_config, self.roles.decode.extra_config] if self.roles else [])
+        if any(configs) and engine.config_flag is None:
+            raise ValueError(f"`extraConfig` needs an engine that reads a config file (vllm, sglang), not {kind!r}")
+        return self
+
+    @property
+    def tensor_parallel_size(self) -> int | None:
+        if self.parallelism.tensor is not None:
+            return self.parallelism.tensor
+        options = getattr(self, self.engine, None)  # type: ignore[attr-defined]
+        return getattr(options, "tensor_parallel_size", None)
+
+    def routing(self, gateway_routing: str) -> str:
+        """The replica choice in force: the model's routingPolicy, or the gateway's `routing`."""
+        policy = self.routing_policy
+        return gateway_routing if policy in (None, "none") else policy
 
     @property
     def upstream_model_name(self) -> str:
@@ -98,8 +181,31 @@ class ModelSpec(ModelDeploy):
 
     @property
     def replica_count(self) -> int:
-        return len(self.urls) if self.engine == "external" else self.replicas
+        if self.descriptor.container is None:
+            return len(self.urls)
+        return self.roles.decode.replicas if self.roles else self.replicas
 
     @property
     def forwards_vllm_priority(self) -> bool:
-        return self.engine == "vllm" and self.vllm is not None and self.vllm.scheduling_policy == "priority"
+        vllm = getattr(self, "vllm", None)
+        return self.engine == "vllm" and vllm is not None and vllm.scheduling_policy == "priority"  # type: ignore[attr-defined]
+
+
+def build_model_spec(engines: Mapping[str, Engine], name: str = "ModelSpec") -> type[ModelSpecBase]:
+    """The model type for a set of engine kinds: `engine` is one of them, each gets its options section."""
+    kinds = tuple(engines)
+    fields: dict[str, Any] = {
+        "engine": (Literal[kinds], Field(..., description=" | ".join(kinds))),  # type: ignore[valid-type]
+    }
+    for kind, engine in engines.items():
+        if engine.options is not None:
+            fields[kind] = (Optional[engine.options], None)  # noqa: UP045 (create_model needs a runtime type)
+    model = create_model(name, __base__=ModelSpecBase, __module__=__name__, **fields)
+    type.__setattr__(model, "engines", dict(engines))
+    return model
+
+
+if TYPE_CHECKING:
+    ModelSpec = ModelSpecBase
+else:
+    ModelSpec = build_model_spec(ENGINES)

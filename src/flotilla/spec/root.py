@@ -21,6 +21,15 @@ class FlotillaSpec(DeploySettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        # LoRA adapters are listed as models too: their names share the same space.
+        adapters = [(lora.name, m.name) for m in self.models for lora in m.loras]
+        for adapter, owner in adapters:
+            if adapter in names:
+                raise ValueError(f"LoRA adapter {adapter!r} of model {owner!r} has the name of a model")
+        adapter_names = [a for a, _ in adapters]
+        repeated = sorted({a for a in adapter_names if adapter_names.count(a) > 1})
+        if repeated:
+            raise ValueError(f"LoRA adapter names must be unique across models; repeated: {', '.join(repeated)}")
         return self
 
     @model_validator(mode="after")

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from flotilla.spec.base import SpecModel
 
-RoutingPolicy = Literal["least-loaded", "round-robin", "prefix-aware"]
+GatewayRouting = Literal["least-loaded", "round-robin", "random", "prefix-aware"]
 
 
 class SchedulingSpec(SpecModel):

