@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.store import DatabaseURLError, generate_secret, hash_token, normalise_database_url, safe_url
+from flotilla.store import DatabaseURLError, Store, generate_secret, hash_token, normalise_database_url, safe_url
 from flotilla.store.timeparse import parse_point_in_time
 from flotilla.store.url_source import resolve_database_url
 

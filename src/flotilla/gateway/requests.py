@@ -72,7 +72,10 @@ def upstream_body(
         payload["stream_options"] = options
     if vllm_priority is not None:
         payload["priority"] = vllm_priority
-    return orjson.dumps(payload)
+    try:
+        return orjson.dumps(payload)
+    except TypeError as exc:  # orjson reads nesting up to 1,024 levels deep but writes only 254
+        raise bad_request(f"The request body nests JSON too deeply to be forwarded ({exc}).") from None
 
 
 def vllm_priority_of(priority: int) -> int:
