@@ -18,7 +18,7 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
-from flotilla.gateway.openapi import openapi_json
+from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.protocol import RequestPayloadError, describe_protocol_error
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
@@ -272,9 +272,10 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPNotFound:
         return errors.GatewayError(404, f"Unknown path: {request.path}", code="not_found").response()
     except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
         return errors.GatewayError(
-            405, f"Method {request.method} is not allowed on {request.path} (allowed: {', '.join(sorted(exc.allowed_methods))}).",
-            code="method_not_allowed",
+            405, f"Method {request.method} is not allowed on {request.path} (allowed: {allowed}).",
+            code="method_not_allowed", headers={"Allow": allowed},  # RFC 9110 requires Allow on a 405
         ).response()
     except web.HTTPException:
         raise
@@ -295,4 +296,4 @@ def add_routes(app: web.Application, handlers: GatewayHandlers) -> None:
     app.router.add_get("/health/ready", handlers.ready)
     app.router.add_get("/health", handlers.live)
     app.router.add_get("/metrics", handlers.prometheus)
-    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/openapi.json", openapi_handler(list(handlers.models)))

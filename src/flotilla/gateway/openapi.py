@@ -8,13 +8,14 @@ examples of what engines take, not as the gateway's rules.
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 import flotilla
+from flotilla.gateway.requests import PRIORITY_MAX, PRIORITY_MIN
 
 JSON = "application/json"
 
@@ -50,57 +51,56 @@ _GATEWAY_FIELDS: dict[str, Any] = {
     "model": {"type": "string", "minLength": 1, "description": "A model name of the spec (see GET /v1/models)."},
     "stream": {"type": "boolean", "default": False, "description": "Answer as server-sent events."},
     "stream_options": {
-        "type": "object",
-        "properties": {"include_usage": {"type": "boolean"}},
+        "type": ["object", "null"],
+        "properties": {"include_usage": {"type": ["boolean", "null"]}},
         "description": "With `stream`: include_usage adds the final usage-only chunk.",
     },
     "priority": {
-        "type": "integer",
+        "type": ["integer", "null"],
+        "minimum": PRIORITY_MIN,
+        "maximum": PRIORITY_MAX,
         "description": "Lower this request's priority below its token's (higher values are ignored: the token's "
         "priority is the ceiling).",
     },
 }
+# Checked by the engines (the sim and vLLM alike); any other OpenAI field (temperature, top_p, stop,
+# seed, tools, ...) is passed to the engine unchecked, so it is not listed.
 _GENERATION_FIELDS: dict[str, Any] = {
-    "max_tokens": {"type": "integer", "minimum": 1},
-    "max_completion_tokens": {"type": "integer", "minimum": 1},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-    "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-    "seed": {"type": "integer"},
-    "stop": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]},
+    "max_tokens": {"type": ["integer", "null"], "minimum": 1},
+    "max_completion_tokens": {"type": ["integer", "null"], "minimum": 1},
 }
+_OTHER_FIELDS = (
+    " Fields not listed here go to the engine unchanged, and its answer (or its 400) comes back unchanged."
+)
 
 
-def _body(required: list[str], fields: dict[str, Any], description: str) -> dict[str, Any]:
+def _body(
+    required: list[str], fields: dict[str, Any], description: str, models: list[str] | None, *, streams: bool = True
+) -> dict[str, Any]:
+    gateway_fields = _GATEWAY_FIELDS if streams else {k: v for k, v in _GATEWAY_FIELDS.items() if "stream" not in k}
+    properties = {**gateway_fields, **fields}
+    if models:
+        properties["model"] = {**properties["model"], "enum": models}
     return {
         "type": "object",
-        "description": description,
+        "description": description + _OTHER_FIELDS,
         "required": required,
-        "properties": {**_GATEWAY_FIELDS, **fields},
+        "properties": properties,
         "additionalProperties": True,
     }
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(models: list[str] | None) -> dict[str, Any]:
     message = {
         "type": "object",
         "required": ["role"],
         "properties": {
-            "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
+            "role": {"type": "string", "description": "system, developer, user, assistant or tool."},
             "content": {
-                "oneOf": [
-                    {"type": "string"},
-                    {"type": "null"},
-                    {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["type", "text"],
-                            "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
-                        },
-                    },
-                ]
+                "type": ["string", "array", "null"],
+                "items": {"type": "object", "properties": {"type": {"type": "string"}, "text": {"type": "string"}}},
+                "description": "Text, or a list of content parts ({\"type\": \"text\", \"text\": ...}).",
             },
-            "name": {"type": "string"},
         },
     }
     usage = {
@@ -133,32 +133,39 @@ def _schemas() -> dict[str, Any]:
             ["model", "messages"],
             {"messages": {"type": "array", "minItems": 1, "items": _ref("ChatMessage")}, **_GENERATION_FIELDS},
             "An OpenAI chat completion request.",
+            models,
         ),
         "CompletionRequest": _body(
             ["model", "prompt"],
             {
                 "prompt": {
+                    "description": "Text, token ids, or a batch of one of those.",
                     "oneOf": [
                         {"type": "string"},
-                        {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-                    ]
+                        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1},
+                    ],
                 },
                 **_GENERATION_FIELDS,
             },
             "An OpenAI (legacy) completion request.",
+            models,
         ),
         "EmbeddingRequest": _body(
             ["model", "input"],
             {
                 "input": {
+                    "description": "Text, texts, token ids, or lists of token ids.",
                     "oneOf": [
                         {"type": "string"},
                         {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    ]
+                        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                    ],
                 },
-                "encoding_format": {"type": "string", "enum": ["float"]},
             },
-            "An OpenAI embeddings request.",
+            "An OpenAI embeddings request (never streamed).",
+            models,
+            streams=False,
         ),
         "Usage": usage,
         "Completion": {
@@ -204,8 +211,21 @@ def _schemas() -> dict[str, Any]:
 def _inference(summary: str, request_schema: str, streams: bool) -> dict[str, Any]:
     content: dict[str, Any] = {JSON: {"schema": _ref("Completion")}}
     if streams:
-        content["text/event-stream"] = {
-            "schema": {"type": "string", "description": "`data: {chunk}` events, then `data: [DONE]`."}
+        content["text/event-stream"] = {  # OpenAPI 3.1: the schema of one event
+            "schema": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {
+                        "type": "string",
+                        "description": "A JSON chunk (chat.completion.chunk / text_completion), an error object "
+                        "when the engine failed mid-stream, or [DONE] last.",
+                    },
+                    "event": {"type": "string"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+            }
         }
     return {
         "post": {
@@ -231,8 +251,12 @@ def _plain_get(summary: str, response: dict[str, Any], *errors: str) -> dict[str
     return {"get": {"summary": summary, "responses": responses}}
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the gateway's HTTP API (a new dict on every call)."""
+def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway's HTTP API (a new dict on every call).
+
+    `models`: the model names a running gateway serves, listed as the `model` field's values
+    (without: any model name).
+    """
     models_get = _plain_get(
         "List the models this gateway serves.",
         {"description": "The models.", "content": {JSON: {"schema": _ref("ModelList")}}},
@@ -289,15 +313,16 @@ def openapi_document() -> dict[str, Any]:
                 "RetryAfter": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
                 "RequestId": {"description": "The gateway's id of this request.", "schema": {"type": "string"}},
             },
-            "schemas": _schemas(),
+            "schemas": _schemas(models),
         },
     }
 
 
-@cache
-def _document_bytes() -> bytes:
-    return orjson.dumps(openapi_document())
+def openapi_handler(models: list[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The /openapi.json handler of a gateway serving `models` (the document is built once)."""
+    body = orjson.dumps(openapi_document(models))
 
+    async def openapi_json(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=JSON)
 
-async def openapi_json(request: web.Request) -> web.Response:
-    return web.Response(body=_document_bytes(), content_type=JSON)
+    return openapi_json
