@@ -93,7 +93,11 @@ async def serve(
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=effective_backlog(backlog))
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+            return 1
         log.info("listening on http://%s:%d", host, port)
         await signals.stop.wait()
         await _drain(runner, gate, close_dispatcher, drain_timeout_s, signals.hurry)

@@ -71,7 +71,7 @@ class GatewaySpec(GatewayDeploy):
         60.0, gt=0, description="Longest a client may take to send its request body, then 408."
     )
     drain_timeout_s: float = Field(
-        20.0, ge=0,
+        15.0, ge=0,
         description="At stop, how long running requests and streams may take to finish (queued ones get 503 at once).",
     )
     listen_backlog: int = Field(

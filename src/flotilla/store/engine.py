@@ -1,8 +1,8 @@
 """Async engines tuned per database: SQLite in WAL mode, UTC sessions on MySQL, short connect timeouts.
 
 Every engine hides SQL parameters from logs and error messages (`hide_parameters`): they carry
-token hashes. Calls are bounded in time by Store (asyncio deadlines work on every driver; aiomysql
-has no read timeout of its own); asyncpg also gets its own per-statement timeout.
+token hashes. Calls are bounded in time by Store, with asyncio deadlines that work alike on every
+driver (aiomysql has no read timeout of its own).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sqlalchemy.pool import StaticPool
 from flotilla.store.urls import is_sqlite_memory, sqlite_file
 
 CONNECT_TIMEOUT_S = 10
-STATEMENT_TIMEOUT_S = 30
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -42,11 +41,7 @@ def create_store_engine(url: URL) -> AsyncEngine:
             url,
             pool_pre_ping=True,
             hide_parameters=True,
-            connect_args={
-                "timeout": CONNECT_TIMEOUT_S,
-                "command_timeout": STATEMENT_TIMEOUT_S,
-                "server_settings": {"application_name": "flotilla"},
-            },
+            connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": {"application_name": "flotilla"}},
         )
     return create_async_engine(
         url,

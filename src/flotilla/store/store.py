@@ -31,6 +31,7 @@ from flotilla.store.urls import normalise_database_url, safe_url
 
 PING_TIMEOUT_S = 10.0
 CALL_TIMEOUT_S = 15.0
+REPORT_TIMEOUT_S = 300.0  # usage summaries scan many rows
 # Migrations may wait for another process's migration lock (store/migrate.py) before their own work.
 MIGRATION_TIMEOUT_S = 300.0
 
@@ -193,7 +194,7 @@ class Store:
         group_by: tuple[str, ...] = ("token_name", "model"),
     ) -> list[dict[str, Any]]:
         """Per group: requests, errors (outcome not "ok"), prompt_tokens, completion_tokens; since <= ts < until."""
-        async with self._deadline("while summing usage"), self._engine.connect() as conn:
+        async with self._deadline("while summing usage", REPORT_TIMEOUT_S), self._engine.connect() as conn:
             return await usage_ops.summary(conn, since, until, group_by)
 
 
