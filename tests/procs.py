@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -92,9 +93,20 @@ def sim_process(tmp: Path, model: str = "chat", **options) -> Iterator[tuple[str
         yield f"http://127.0.0.1:{port}", proc
 
 
+@dataclass
+class GatewayProcess:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+    spec_path: Path
+
+
 @contextlib.contextmanager
-def gateway(tmp: Path, spec: dict, endpoints: dict[str, list[str]], env: dict | None = None) -> Iterator[str]:
-    """A real gateway process for `spec` on a free port; yields its base URL."""
+def gateway_process(
+    tmp: Path, spec: dict, endpoints: dict[str, list[str]], env: dict | None = None, launcher: list[str] | None = None
+) -> Iterator[GatewayProcess]:
+    """A real gateway process for `spec` on a free port, ready; stopped at the end if still running.
+    `launcher` is put before the command (e.g. to run it in its own mount namespace)."""
     port = free_port()
     spec = {**spec, "gateway": {**spec.get("gateway", {}), "port": port}}
     spec["gateway"].setdefault("database", f"sqlite:///{tmp}/flotilla-{port}.db")
@@ -104,5 +116,16 @@ def gateway(tmp: Path, spec: dict, endpoints: dict[str, list[str]], env: dict | 
     for model, urls in endpoints.items():
         for url in urls:
             argv += ["--endpoint", f"{model}={url}"]
-    with running(argv, f"http://127.0.0.1:{port}/health/ready", tmp / f"gateway-{port}.log", env):
-        yield f"http://127.0.0.1:{port}"
+    argv = [*(launcher or []), *argv]
+    log = tmp / f"gateway-{port}.log"
+    with running(argv, f"http://127.0.0.1:{port}/health/ready", log, env) as proc:
+        yield GatewayProcess(f"http://127.0.0.1:{port}", proc, log, path)
+
+
+@contextlib.contextmanager
+def gateway(
+    tmp: Path, spec: dict, endpoints: dict[str, list[str]], env: dict | None = None, launcher: list[str] | None = None
+) -> Iterator[str]:
+    """A real gateway process for `spec` on a free port; yields its base URL."""
+    with gateway_process(tmp, spec, endpoints, env, launcher) as process:
+        yield process.url

@@ -32,3 +32,7 @@ def configure_logging(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # SQLAlchemy logs every statement at INFO and result rows (token hashes among them) at DEBUG:
+    # never wanted in the gateway's log, whatever its level (statements would carry no parameters:
+    # every engine has hide_parameters).
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)

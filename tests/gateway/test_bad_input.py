@@ -96,9 +96,18 @@ def test_unknown_path_and_wrong_method(fast_stack):
     status, _, payload = call(fast_stack["gateway"], "/v1/nothing", b"{}")
     assert status == 404
     assert_openai_error(payload, "/v1/nothing")
-    status, _, payload = call(fast_stack["gateway"], "/v1/chat/completions", method="GET")
+    status, headers, payload = call(fast_stack["gateway"], "/v1/chat/completions", method="GET")
     assert status == 405
+    assert headers["Allow"] == "POST", "RFC 9110: a 405 names the allowed methods"
     assert_openai_error(payload, "POST")
+
+
+def test_embeddings_are_never_streamed(fast_stack):
+    """stream: true on /v1/embeddings used to start an SSE relay of a JSON answer and end it with an error."""
+    body = json.dumps({"model": "chat", "input": "hello", "stream": True}).encode()
+    status, headers, payload = call(fast_stack["gateway"], "/v1/embeddings", body)
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert payload["data"][0]["embedding"]
 
 
 def test_engine_validation_errors_reach_the_client_unchanged(fast_stack):

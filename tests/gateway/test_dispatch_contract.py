@@ -196,6 +196,21 @@ async def test_close_answers_waiting_requests(kind):
         await asyncio.wait_for(waiter, 5)
 
 
+async def test_stop_queueing_answers_the_waiting_and_keeps_running_slots_counted(kind):
+    async with Cluster(kind, capacity=1) as c:
+        running = await c.d.acquire(ticket(rid="running"))
+        waiter = asyncio.create_task(c.d.acquire(ticket(rid="w")))
+        await c.settled(1)
+        await c.d.stop_queueing()
+        with pytest.raises(ModelUnavailable, match="shutting down"):
+            await asyncio.wait_for(waiter, 5)
+        with pytest.raises(ModelUnavailable, match="shutting down"):
+            await c.d.acquire(ticket(rid="late"))
+        assert c.in_flight() == [1]  # the running request's slot is still counted while it finishes
+        c.d.release(running)
+        await until(lambda: c.in_flight() == [0], what="the slot back after the drain's release")
+
+
 async def test_priority_burst_slots_serve_only_high_priorities(kind):
     rules = LineRules(burst=PriorityBurstSpec(min_priority=10, slots=1))
     async with Cluster(kind, capacity=1, rules=rules) as c:

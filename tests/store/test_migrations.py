@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,35 @@ async def test_tables_and_indexes_exist(store: Store) -> None:
     assert ["token_name", "ts"] in indexes["flotilla_usage"]
     assert ["model", "ts"] in indexes["flotilla_usage"]
     assert ["revision"] in indexes["flotilla_tokens"]
+
+
+async def test_usage_request_ids_become_unique_keeping_every_old_row(fresh_database_factory, backend: str) -> None:
+    """Before 0002 a client's X-Request-Id could repeat; those rows are kept under distinct ids."""
+    from alembic import command
+
+    async with fresh_database_factory(backend) as url:
+        store = await Store.open(url, migrate=False)
+        try:
+            async with store.engine.begin() as conn:
+                await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+            async with store.engine.begin() as conn:
+                for i, request_id in enumerate(["dup", "dup", "x" * 128, "x" * 128, "single"]):
+                    await conn.execute(
+                        sa.text(
+                            "INSERT INTO flotilla_usage (ts, request_id, token_name, model, status_code, outcome, "
+                            "stream, duration_ms) VALUES (:ts, :rid, 'alice', 'chat', 200, 'ok', :f, 1.0)"
+                        ),
+                        {"ts": datetime(2025, 1, 1, 0, 0, i), "rid": request_id, "f": False},
+                    )
+        finally:
+            await store.close()
+        store = await Store.open(url)
+        try:
+            async with store.engine.connect() as conn:
+                ids = (await conn.execute(sa.text("SELECT request_id FROM flotilla_usage ORDER BY id"))).scalars().all()
+            assert len(ids) == 5 and len(set(ids)) == 5
+            assert ids[0] == "dup" and ids[1].startswith("dup#")
+            assert ids[2] == "x" * 128 and len(ids[3]) == 128 and ids[3].startswith("x") and "#" in ids[3]
+            assert (await store.usage_summary())[0]["requests"] == 5
+        finally:
+            await store.close()

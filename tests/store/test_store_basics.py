@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla.store import DatabaseURLError, generate_secret, hash_token, normalise_database_url, safe_url
+from flotilla.store import DatabaseURLError, Store, generate_secret, hash_token, normalise_database_url, safe_url
 from flotilla.store.timeparse import parse_point_in_time
 from flotilla.store.url_source import resolve_database_url
 
@@ -118,3 +118,43 @@ def test_spec_problems_are_named(tmp_path: Path) -> None:
     spec.write_text("gateway: [1, 2]\n")
     with pytest.raises(DatabaseURLError, match="must be a mapping"):
         resolve_database_url(None, spec, {})
+
+
+async def test_sql_parameters_never_reach_the_logs(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    """Logged statements and database errors carry no parameters (token hashes)."""
+    import logging
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from flotilla.store.schema import tokens
+
+    secret = "a-secret-of-our-own-123"
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        await store.add_token("logcheck", 1, 1, secret)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "INSERT INTO flotilla_tokens" in text, "statements are still logged when asked for"
+    assert hash_token(secret) not in text and secret not in text
+    row = {"name": "logcheck", "token_hash": hash_token(secret), "priority": 1, "threshold": 1, "revoked": False,
+           "revision": 1}
+    with pytest.raises(IntegrityError) as caught:
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.insert(tokens), row)
+    assert hash_token(secret) not in str(caught.value)
+
+
+def test_debug_logging_never_logs_database_rows() -> None:
+    """SQLAlchemy logs statements at INFO and result rows (token hashes) at DEBUG: never at the gateway's debug level."""
+    import logging
+
+    from flotilla.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("debug")
+        assert not logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.INFO)
+        assert logging.getLogger("flotilla.gateway").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def write_usage(db: str, records: list[UsageRecord]) -> None:
 
 
 def usage_record(token: str, model: str, ts: datetime, outcome: str = "ok") -> UsageRecord:
-    return UsageRecord("r", token, model, "m-0", 200, outcome, True, 10, 5, 1.0, 2.0, 3.0, ts=ts)
+    return UsageRecord(uuid.uuid4().hex, token, model, "m-0", 200, outcome, True, 10, 5, 1.0, 2.0, 3.0, ts=ts)
 
 
 def test_usage_report(app: typer.Typer, db: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from flotilla.store import Store, UsageRecord, UsageRejected
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+_ids = itertools.count()
 
 
 def usage(
@@ -21,11 +23,11 @@ def usage(
     prompt: int | None = 10,
     completion: int | None = 20,
     ts: datetime = T0,
-    request_id: str = "req",
+    request_id: str | None = None,
     stream: bool = False,
 ) -> UsageRecord:
     return UsageRecord(
-        request_id=request_id,
+        request_id=f"req-{next(_ids)}" if request_id is None else request_id,
         token_name=token,
         model=model,
         replica="chat-0",
@@ -186,9 +188,35 @@ async def test_non_finite_timings_are_stored_as_null(store: Store) -> None:
     assert tuple(row) == (None, None)
 
 
-async def test_content_the_database_refuses_raises_usage_rejected(store: Store, backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("SQLite stores 64-bit integers in any INTEGER column; nothing to refuse")
+async def test_content_the_database_refuses_raises_usage_rejected(store: Store) -> None:
     with pytest.raises(UsageRejected, match="refused"):
-        await store.write_usage([usage("alice", "chat"), usage("alice", "chat", prompt=2**40)])
+        await store.write_usage([usage("alice", "chat"), usage("alice", "bad-\ud800")])  # cannot be encoded
     assert await count_rows(store) == 0, "a refused batch is all-or-nothing"
+
+
+@pytest.mark.parametrize(
+    "reported, stored",
+    [(2**63, 2**31 - 1), (2**40, 2**31 - 1), (-5, None), (3.0, 3), (2.5, None), ("12", None), (True, None),
+     (float("nan"), None), (None, None), (7, 7)],
+)
+async def test_token_counts_are_clamped_or_unknown_never_fatal(store: Store, reported, stored) -> None:
+    """Engines are not trusted: absurd counts are kept (clamped), meaningless ones become unknown."""
+    record = usage("alice", "chat", prompt=reported, completion=reported)
+    await store.write_usage([record, usage("bob", "chat")])
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text("SELECT prompt_tokens, completion_tokens FROM flotilla_usage WHERE token_name = 'alice'")
+            )
+        ).one()
+    assert tuple(row) == (stored, stored)
+    assert await count_rows(store) == 2
+
+
+async def test_writing_a_batch_again_adds_nothing(store: Store) -> None:
+    """A batch retried after its commit's acknowledgement was lost must not count twice."""
+    batch = [usage("alice", "chat", request_id=f"again-{i}") for i in range(50)]
+    await store.write_usage(batch)
+    await store.write_usage(batch[10:] + [usage("alice", "chat", request_id="again-new")])
+    assert await count_rows(store) == 51
+    assert (await store.usage_summary())[0]["prompt_tokens"] == 510

@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +19,16 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.prefix_blocks import prompt_blocks
+from flotilla.gateway.protocol import RequestPayloadError, describe_protocol_error
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
 from flotilla.store import UsageRecord
+from flotilla.store.records import token_count
 
 log = logging.getLogger("flotilla.gateway")
 
@@ -35,18 +37,11 @@ log = logging.getLogger("flotilla.gateway")
 _ID_RANDOM = os.urandom(8).hex()
 _ID_HEAD = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-4{_ID_RANDOM[12:15]}-8{_ID_RANDOM[15:16]}"
 _id_counter = itertools.count(1)
-_UUID_SHAPE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def new_request_id() -> str:
     n = next(_id_counter)
     return f"{_ID_HEAD}{(n >> 48) & 0xFF:02x}-{n & 0xFFFFFFFFFFFF:012x}"
-
-
-def request_id_of(request: web.Request) -> str:
-    """The client's X-Request-Id when it is a UUID (engines may insist on that), else a new one."""
-    given = request.headers.get("x-request-id")
-    return given if given and _UUID_SHAPE.match(given) else new_request_id()
 
 
 
@@ -75,6 +70,7 @@ class GatewayHandlers:
         max_body_bytes: int,
         max_attempts: int,
         ready_check,
+        body_timeout_s: float = 60.0,
     ) -> None:
         self.models = models
         self.tokens = tokens
@@ -85,6 +81,7 @@ class GatewayHandlers:
         self.max_body_bytes = max_body_bytes
         self.max_attempts = max_attempts
         self.ready_check = ready_check
+        self.body_timeout_s = body_timeout_s
         created = int(time.time())
         self._models_body = orjson.dumps({"object": "list", "data": [self._model_card(n, created) for n in models]})
         self._created = created
@@ -114,7 +111,9 @@ class GatewayHandlers:
 
     async def inference(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        request_id = request_id_of(request)
+        # Always the gateway's own id: a client's X-Request-Id is never sent on (ids from different
+        # tenants could collide at the engine, and usage rows are unique by request id).
+        request_id = new_request_id()
         try:
             principal = self.tokens.authenticate(request.headers.get("Authorization"))
             raw = await self._read_body(request)
@@ -122,14 +121,14 @@ class GatewayHandlers:
             served = self.models.get(parsed.model)
             if served is None:
                 raise errors.model_not_found(parsed.model, list(self.models))
+            priority = effective_priority(principal.priority, parsed.requested_priority)
+            blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
+            body = upstream_body(
+                parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
+            )
         except errors.GatewayError as exc:
             return exc.response(request_id)
 
-        priority = effective_priority(principal.priority, parsed.requested_priority)
-        blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
-        body = upstream_body(
-            parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
-        )
         ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
             request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
@@ -148,11 +147,13 @@ class GatewayHandlers:
             raise
         finally:
             record.status_code, record.outcome = result.status, result.outcome
-            record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
+            # Engines are not trusted: an absurd count is clamped, a negative or non-integer one is unknown.
+            record.prompt_tokens = token_count(result.prompt_tokens)
+            record.completion_tokens = token_count(result.completion_tokens)
             if result.first_byte_at is not None:
                 record.ttft_ms = (result.first_byte_at - started) * 1000
                 self.metrics.observe_ttft(served.spec.name, priority, result.first_byte_at - started)
-            self.metrics.observe_tokens(served.spec.name, result.prompt_tokens, result.completion_tokens)
+            self.metrics.observe_tokens(served.spec.name, record.prompt_tokens, record.completion_tokens)
             record.duration_ms = (time.monotonic() - started) * 1000
             self.metrics.observe_request(served.spec.name, record.status_code, priority)
             self.usage.record(record)
@@ -177,9 +178,14 @@ class GatewayHandlers:
         if request.content_length is not None and request.content_length > self.max_body_bytes:
             raise errors.too_large(self.max_body_bytes)
         try:
-            return await request.read()
+            async with asyncio.timeout(self.body_timeout_s):
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise errors.too_large(self.max_body_bytes) from None
+        except TimeoutError:
+            raise errors.body_timeout(self.body_timeout_s) from None
+        except RequestPayloadError as exc:  # e.g. a gzip/deflate body that does not decompress
+            raise errors.undecodable_body(describe_protocol_error(exc)) from None
 
     async def _acquire(self, ticket: Ticket, retry: bool) -> Lease:
         try:
@@ -273,9 +279,10 @@ async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPNotFound:
         return errors.GatewayError(404, f"Unknown path: {request.path}", code="not_found").response()
     except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
         return errors.GatewayError(
-            405, f"Method {request.method} is not allowed on {request.path} (allowed: {', '.join(sorted(exc.allowed_methods))}).",
-            code="method_not_allowed",
+            405, f"Method {request.method} is not allowed on {request.path} (allowed: {allowed}).",
+            code="method_not_allowed", headers={"Allow": allowed},  # RFC 9110 requires Allow on a 405
         ).response()
     except web.HTTPException:
         raise
@@ -296,3 +303,4 @@ def add_routes(app: web.Application, handlers: GatewayHandlers) -> None:
     app.router.add_get("/health/ready", handlers.ready)
     app.router.add_get("/health", handlers.live)
     app.router.add_get("/metrics", handlers.prometheus)
+    app.router.add_get("/openapi.json", openapi_handler(list(handlers.models)))

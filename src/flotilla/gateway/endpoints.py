@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 
+class DiscoveryFailed(OSError):
+    """A DNS name of a replica source did not resolve (the pool keeps its last known replicas)."""
+
+
 @dataclass(frozen=True)
 class EndpointSource:
     """`http://host:port` is one replica; `dns+http://name:port` is one replica per address of `name`."""
@@ -27,8 +31,8 @@ class EndpointSource:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-        except socket.gaierror:
-            return []
+        except socket.gaierror as exc:
+            raise DiscoveryFailed(f"cannot resolve {parts.hostname}: {exc.strerror or exc}") from None
         addresses = sorted({info[4][0] for info in infos})
         return [f"{scheme}://{_host(a)}:{port}" for a in addresses]
 

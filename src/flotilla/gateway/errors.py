@@ -96,3 +96,15 @@ def no_replica(model: str, detail: str) -> GatewayError:
         code="model_unavailable",
         headers={"Retry-After": "10"},
     )
+
+
+def body_timeout(limit_s: float) -> GatewayError:
+    return GatewayError(
+        408, f"The request body did not arrive within {limit_s:g} s.", code="request_timeout",
+        headers={"Connection": "close"},
+    )
+
+
+def undecodable_body(reason: str) -> GatewayError:
+    return GatewayError(400, f"The request body could not be read: {reason}.", code="invalid_request_body",
+                        headers={"Connection": "close"})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from flotilla.gateway.endpoints import EndpointSource
+from flotilla.gateway.endpoints import DiscoveryFailed, EndpointSource
 from flotilla.gateway.replicas import Replica, ReplicaPool
 from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.tasks import cancel_and_wait
@@ -61,6 +61,10 @@ class ModelHealth:
         self.headers = headers or {}
         self.load_gauges = load_gauges
         self.speed = speed  # minTokensPerSecond: limits each replica by its measured decode speed
+        # Each source's addresses as last resolved: a failed DNS lookup keeps them (their health
+        # checks then decide) instead of emptying the pool, which would leave requests waiting.
+        self.last_urls: dict[EndpointSource, list[str]] = {}
+        self.failing: set[EndpointSource] = set()
 
 
 class HealthMonitor:
@@ -98,11 +102,27 @@ class HealthMonitor:
     async def _check_model(self, model: ModelHealth) -> None:
         urls: list[str] = []
         for source in model.sources:
-            urls.extend(await source.resolve())
+            urls.extend(await self._resolve(model, source))
         changed = model.pool.set_urls(urls)
         results = await asyncio.gather(*(self._probe(model, r) for r in model.pool.replicas if not r.removed))
         if changed or any(results):
             self._on_change(model.pool.model)
+
+    async def _resolve(self, model: ModelHealth, source: EndpointSource) -> list[str]:
+        try:
+            urls = await source.resolve()
+        except DiscoveryFailed as exc:
+            kept = model.last_urls.get(source, [])
+            if source not in model.failing:
+                model.failing.add(source)
+                log.warning("replica discovery for %s failed (%s); keeping its %d last known replica(s)",
+                            model.pool.model, exc, len(kept))
+            return kept
+        if source in model.failing:
+            model.failing.discard(source)
+            log.info("replica discovery for %s works again: %d replica(s)", model.pool.model, len(urls))
+        model.last_urls[source] = urls
+        return urls
 
     async def _probe(self, model: ModelHealth, replica: Replica) -> bool:
         """Probe one replica; True when its health or free capacity changed."""

@@ -1,4 +1,9 @@
-"""The gateway's Prometheus metrics. Queue depth and in-flight are read from live state at scrape time."""
+"""The gateway's Prometheus metrics. Queue depth and in-flight are read from live state at scrape time.
+
+Label values never come from a client: a client may lower its priority to any integer with a body
+field, so the `priority` label is the priority of a token (a set the operator controls), and any
+other value is counted under OTHER_PRIORITY.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from prometheus_client.registry import Collector
 
 from flotilla.gateway.replicas import ReplicaPool
 from flotilla.gateway.usage_recorder import UsageRecorder
+from flotilla.store.records import token_count
+
+OTHER_PRIORITY = "other"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -20,11 +28,13 @@ class _LiveStateCollector(Collector):
         pools: dict[str, ReplicaPool],
         queue_depths: Callable[[], dict[tuple[str, int], int]],
         usage: UsageRecorder | None,
+        priority_label: Callable[[int], str],
         dispatcher_status: Callable[[], tuple[bool, dict]] | None = None,
     ):
         self._pools = pools
         self._queue_depths = queue_depths
         self._usage = usage
+        self._priority_label = priority_label
         self._dispatcher_status = dispatcher_status
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -34,8 +44,12 @@ class _LiveStateCollector(Collector):
             labels=["model", "priority"],
         )
         depths = self._queue_depths()
-        for (model, priority), count in sorted(depths.items()):
-            depth.add_metric([model, str(priority)], count)
+        labelled: dict[tuple[str, str], int] = {}
+        for (model, priority), count in depths.items():
+            key = (model, self._priority_label(priority))
+            labelled[key] = labelled.get(key, 0) + count
+        for (model, priority), count in sorted(labelled.items()):
+            depth.add_metric([model, priority], count)
         for model in self._pools:  # a per-model total, present even when 0, for KEDA and dashboards
             depth.add_metric([model, "all"], sum(c for (m, _), c in depths.items() if m == model))
         yield depth
@@ -82,7 +96,10 @@ class _LiveStateCollector(Collector):
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, priority_label: Callable[[int], str]) -> None:
+        """`priority_label` maps an effective priority to its label value; it must return values
+        from a bounded set (see TokenCache.priority_label)."""
+        self._priority_label = priority_label
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "flotilla_requests", "Requests answered, by model, HTTP status and effective priority.",
@@ -114,7 +131,9 @@ class GatewayMetrics:
         usage: UsageRecorder | None = None,
         dispatcher_status: Callable[[], tuple[bool, dict]] | None = None,
     ) -> None:
-        self.registry.register(_LiveStateCollector(pools, queue_depths, usage, dispatcher_status))
+        self.registry.register(
+            _LiveStateCollector(pools, queue_depths, usage, self._priority_label, dispatcher_status)
+        )
 
     def _child(self, metric, *labels: str):
         key = (id(metric), labels)
@@ -124,18 +143,20 @@ class GatewayMetrics:
         return child
 
     def observe_request(self, model: str, status: int, priority: int) -> None:
-        self._child(self.requests, model, str(status), str(priority)).inc()
+        self._child(self.requests, model, str(status), self._priority_label(priority)).inc()
 
     def observe_queue_wait(self, model: str, priority: int, seconds: float) -> None:
-        self._child(self.queue_wait, model, str(priority)).observe(seconds)
+        self._child(self.queue_wait, model, self._priority_label(priority)).observe(seconds)
 
     def observe_ttft(self, model: str, priority: int, seconds: float) -> None:
-        self._child(self.ttft, model, str(priority)).observe(seconds)
+        self._child(self.ttft, model, self._priority_label(priority)).observe(seconds)
 
     def observe_retry(self, model: str) -> None:
         self._child(self.retries, model).inc()
 
     def observe_tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
+        """Counts as engines reported them; only whole non-negative numbers are added (see token_count)."""
+        prompt, completion = token_count(prompt), token_count(completion)
         if prompt:
             self._child(self.tokens, model, "prompt").inc(prompt)
         if completion:

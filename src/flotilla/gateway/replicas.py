@@ -77,6 +77,8 @@ class ReplicaPool:
                 changed = True
         # Forget removed replicas once they are idle.
         self.replicas = [r for r in self.replicas if not (r.removed and r.in_flight == 0)]
+        if changed:  # a pool left without a healthy replica starts the unavailable clock (then 503)
+            self._update_unhealthy_since()
         return changed
 
     def pick(self, blocks: Sequence[int] = (), extra: int = 0) -> Replica | None:

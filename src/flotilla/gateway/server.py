@@ -13,23 +13,27 @@ from flotilla.gateway.app import GatewayHandlers, add_routes, openai_errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.disagg import PrefillStep
 from flotilla.gateway.dispatch import make_dispatcher
+from flotilla.gateway.drain import DrainGate
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.replica_groups import ReplicaGroup, replica_groups
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.serve import serve
 from flotilla.gateway.served import served_models, upstream_headers
 from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.upstream import UpstreamClient
 from flotilla.gateway.usage_recorder import UsageRecorder
+from flotilla.gateway.usage_spool import UsageSpool, spool_path
 from flotilla.logs import configure_logging
 from flotilla.spec.root import FlotillaSpec
-from flotilla.store import Store
+from flotilla.store import Store, StoreError
 
 log = logging.getLogger("flotilla.gateway")
 
 
 HANDLERS = web.AppKey("flotilla.handlers", GatewayHandlers)
+DRAIN_GATE = web.AppKey("flotilla.drain_gate", DrainGate)
 
 
 class GatewayConfigError(ValueError):
@@ -97,7 +101,10 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         closers.append(session.close)
         upstream = UpstreamClient(connect_timeout=g.connect_timeout_s, read_timeout=g.upstream_timeout_s)
         closers.append(upstream.close)
-        usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
+        usage = UsageRecorder(
+            store, flush_interval_s=g.usage_flush_s, spool=UsageSpool(spool_path(g.database, g.usage_spool))
+        )
+        await usage.replay_spool()  # what the last run could not write at its stop
         usage.start()
         closers.append(usage.close)
         dispatcher = make_dispatcher(spec, pools)
@@ -113,13 +120,17 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         await close_all()
         raise
 
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(tokens.priority_label)
     metrics.watch(pools, dispatcher.queue_depths, usage, dispatcher.status)
 
     def ready_check() -> tuple[bool, dict]:
         replicas = {name: pool.healthy_count for name, pool in pools.items()}
+        store_state = "reachable" if tokens.store_reachable else "unreachable"
         dispatch_ok, dispatch = dispatcher.status()
-        return tokens.loaded and dispatch_ok, {"tokens": len(tokens), "healthy_replicas": replicas, "dispatcher": dispatch}
+        ready = tokens.loaded and tokens.store_reachable and dispatch_ok
+        return ready, {
+            "tokens": len(tokens), "store": store_state, "healthy_replicas": replicas, "dispatcher": dispatch,
+        }
 
     most_replicas = max(len(p.replicas) for p in pools.values())
     served = served_models(spec)
@@ -129,11 +140,14 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
     handlers = GatewayHandlers(
         served, tokens, dispatcher, upstream, usage, metrics,
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
+        body_timeout_s=g.body_timeout_s,
     )
-    app = web.Application(middlewares=[openai_errors], client_max_size=g.max_body_bytes)
+    gate = DrainGate()
+    app = web.Application(middlewares=[gate.middleware, openai_errors], client_max_size=g.max_body_bytes)
     add_routes(app, handlers)
     app.on_cleanup.append(close_all)
     app[HANDLERS] = handlers
+    app[DRAIN_GATE] = gate
     log.info("gateway ready: %s", ", ".join(f"{n} ({p.healthy_count}/{len(p.replicas)} healthy)" for n, p in pools.items()))
     return app
 
@@ -141,14 +155,26 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
 def run_gateway(
     spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]], host: str | None = None, port: int | None = None
 ) -> None:
+    """Serve until SIGTERM/SIGINT, drain, stop; exits non-zero when start failed or usage records were lost."""
     import uvloop
 
     configure_logging(spec.gateway.log_level)
-    host = host or spec.gateway.host
-    port = port or spec.gateway.port
-    log.info("listening on http://%s:%d", host, port)
-    uvloop.install()
-    web.run_app(
-        create_gateway_app(spec, endpoints), host=host, port=port, access_log=None, print=None, shutdown_timeout=30,
-        handler_cancellation=True,  # a client that hangs up leaves the queue instead of holding a slot
+    status = uvloop.run(_serve_gateway(spec, endpoints, host or spec.gateway.host, port or spec.gateway.port))
+    if status:
+        raise SystemExit(status)
+
+
+async def _serve_gateway(
+    spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]], host: str, port: int
+) -> int:
+    g = spec.gateway
+    try:
+        app = await create_gateway_app(spec, endpoints)
+    except StoreError as exc:
+        log.error("cannot start the gateway: %s", exc)
+        return 1
+    handlers = app[HANDLERS]
+    return await serve(
+        app, app[DRAIN_GATE], handlers.dispatcher.stop_queueing, lambda: handlers.usage.records_lost,
+        host=host, port=port, backlog=g.listen_backlog, drain_timeout_s=g.drain_timeout_s,
     )

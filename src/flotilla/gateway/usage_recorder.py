@@ -3,13 +3,19 @@
 `record()` appends to an in-memory buffer (O(1), never awaits). A background task writes the
 buffer every `flush_interval_s`, or as soon as `max_batch` records are waiting, in batches of at
 most `max_batch`. A batch that fails to write goes back to the front of the buffer and is
-retried with backoff, so nothing accepted is lost while the database is away. Two limits keep
-this honest:
+retried with backoff, so nothing accepted is lost while the database is away. The limits:
+- numbers are made safe before they are kept (store.records.sanitized: absurd token counts are
+  clamped, negative or non-integer ones become unknown), so one engine's nonsense cannot make a
+  batch fail;
 - the buffer holds at most `max_buffered` records; beyond that `record()` refuses new ones,
   counts them in `records_dropped` and logs an error with the counts (never silently);
-- a batch the database rejects for its content (UsageRejected, e.g. a number out of range,
-  which retrying cannot fix) is split in halves until the offending records are isolated; those are counted in
-  `records_rejected` and logged, the rest are written.
+- a batch the database rejects for its content (UsageRejected, which retrying cannot fix) is
+  split in halves until the offending records are isolated; those are counted in
+  `records_rejected` and logged, the rest are written;
+- `close()` has a deadline: what the database has not taken by then is appended to the spool file
+  (usage_spool.py), which `replay_spool()` writes to the store at the next start. Records neither
+  written nor spooled are counted in `records_lost` (the gateway then exits non-zero).
+Writes are idempotent (request_id is unique), so a batch written twice counts once.
 Call `record()` from the event loop the recorder runs on.
 """
 
@@ -19,13 +25,17 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 
+from flotilla.gateway.usage_spool import UsageSpool
 from flotilla.store import Store, UsageRecord, UsageRejected
+from flotilla.store.records import sanitized
 
 log = logging.getLogger("flotilla.usage")
 
 MAX_BACKOFF_S = 30.0
 DROP_LOG_INTERVAL_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
 
 
 class UsageRecorder:
@@ -35,6 +45,7 @@ class UsageRecorder:
         flush_interval_s: float = 1.0,
         max_batch: int = 5000,
         max_buffered: int = 200_000,
+        spool: UsageSpool | None = None,
     ) -> None:
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
@@ -43,6 +54,7 @@ class UsageRecorder:
         if max_buffered < max_batch:
             raise ValueError(f"max_buffered ({max_buffered}) must be >= max_batch ({max_batch})")
         self._store = store
+        self._spool = spool
         self._flush_interval_s = flush_interval_s
         self._max_batch = max_batch
         self._max_buffered = max_buffered
@@ -53,12 +65,20 @@ class UsageRecorder:
         self._closed = False
         self._consecutive_failures = 0
         self._last_drop_log = float("-inf")
+        self._unkept = 0
         # Counters for the gateway's metrics.
         self.records_written = 0
         self.batches_written = 0
         self.write_failures = 0
         self.records_dropped = 0
         self.records_rejected = 0
+        self.records_spooled = 0  # pending at close, kept in the spool file
+        self.records_replayed = 0  # taken from the spool file at start
+
+    @property
+    def records_lost(self) -> int:
+        """Records accepted or offered but neither in the database nor in the spool file."""
+        return self.records_dropped + self.records_rejected + self._unkept
 
     @property
     def pending(self) -> int:
@@ -76,36 +96,78 @@ class UsageRecorder:
         if self._closing or len(self._buffer) >= self._max_buffered:
             self._drop()
             return
-        self._buffer.append(rec)
+        self._buffer.append(sanitized(rec))
         # A full batch is written at once, unless writes are failing: then the backoff decides.
         if len(self._buffer) >= self._max_batch and not self._consecutive_failures:
             self._wake.set()
 
-    async def close(self, timeout_s: float = 30.0) -> None:
-        """Stop the background task and write everything accepted, retrying for up to `timeout_s`."""
+    async def replay_spool(self) -> None:
+        """Write the records a previous run spooled at its stop; the file goes once all are written."""
+        if self._spool is None:
+            return
+        try:
+            with self._spool.taken() as records:
+                if not records:
+                    return
+                log.info("replaying %d usage record(s) from %s", len(records), self._spool.path)
+                for start in range(0, len(records), self._max_batch):
+                    await self._write_batch([sanitized(r) for r in records[start : start + self._max_batch]])
+                self.records_replayed += len(records)
+        except OSError as exc:
+            log.error("cannot read the usage spool %s (left in place): %s", self._spool.path, exc)
+        except Exception as exc:  # noqa: BLE001 - the store failed: the file stays for the next start
+            log.error(
+                "could not replay the usage spool %s (left in place for the next start): %s: %s",
+                self._spool.path, type(exc).__name__, _first_line(exc),
+            )
+
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the background task and write everything accepted, for at most `timeout_s` in all.
+
+        What is still unwritten then (the database is down, or hangs) goes to the spool file.
+        """
         if self._closed:
             return
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        deadline = time.monotonic() + timeout_s
-        while self._buffer:
-            await self._flush_buffer()
-            if not self._buffer:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                log.error(
-                    "usage recorder closing with %d record(s) unwritten after %d failed write(s): "
-                    "the database stayed unreachable for %.0f s",
-                    len(self._buffer),
-                    self.write_failures,
-                    timeout_s,
-                )
-                break
-            await asyncio.sleep(min(self._backoff_s(), remaining))
+        try:
+            async with asyncio.timeout(timeout_s):
+                if self._task is not None:
+                    await self._task  # a write in progress ends, or is cancelled at the deadline
+                while self._buffer:
+                    await self._flush_buffer()
+                    if self._buffer:
+                        await asyncio.sleep(self._backoff_s())
+        except TimeoutError:
+            log.error(
+                "usage recorder: the database took no more records within %g s at stop (%d failed write(s))",
+                timeout_s, self.write_failures,
+            )
+        finally:
+            if self._task is not None and not self._task.done():
+                self._task.cancel()  # its unwritten batch goes back to the buffer
+                await asyncio.gather(self._task, return_exceptions=True)
+        self._keep_unwritten()
         self._closed = True
+
+    def _keep_unwritten(self) -> None:
+        if not self._buffer:
+            return
+        pending = list(self._buffer)
+        self._buffer.clear()
+        if self._spool is not None:
+            try:
+                self._spool.append(pending)
+            except OSError as exc:
+                log.error("cannot write the usage spool %s: %s", self._spool.path, exc)
+            else:
+                self.records_spooled += len(pending)
+                log.warning(
+                    "%d usage record(s) kept in %s; the next start writes them", len(pending), self._spool.path
+                )
+                return
+        self._unkept += len(pending)
+        log.error("usage recorder closing with %d record(s) unwritten and not spooled: they are lost", len(pending))
 
     async def _run(self) -> None:
         while not self._closing:
@@ -129,7 +191,7 @@ class UsageRecorder:
             count = min(len(self._buffer), self._max_batch)
             batch = [self._buffer.popleft() for _ in range(count)]
             try:
-                await self._write_batch(batch)
+                await self._write_batch(batch, self._requeue)
             except Exception as exc:  # noqa: BLE001 - any failure here means: keep the records, retry later
                 self.write_failures += 1
                 self._consecutive_failures += 1
@@ -143,11 +205,13 @@ class UsageRecorder:
                 return
             self._consecutive_failures = 0
 
-    async def _write_batch(self, batch: list[UsageRecord]) -> None:
+    async def _write_batch(
+        self, batch: list[UsageRecord], requeue: Callable[[list[UsageRecord]], None] | None = None
+    ) -> None:
         """Write `batch`, splitting around records the database rejects for their content.
 
-        On any other error (or cancellation) the records not yet written go back to the front
-        of the buffer, in order, and the error propagates.
+        On any other error (or cancellation) the records not yet written are given to `requeue`
+        in order, and the error propagates.
         """
         chunks: collections.deque[list[UsageRecord]] = collections.deque([batch])
         while chunks:
@@ -169,11 +233,14 @@ class UsageRecorder:
                 )
                 continue
             except BaseException:
-                unwritten = [rec for part in (chunk, *chunks) for rec in part]
-                self._buffer.extendleft(reversed(unwritten))
+                if requeue is not None:
+                    requeue([rec for part in (chunk, *chunks) for rec in part])
                 raise
             self.records_written += len(chunk)
             self.batches_written += 1
+
+    def _requeue(self, unwritten: list[UsageRecord]) -> None:
+        self._buffer.extendleft(reversed(unwritten))
 
     def _drop(self) -> None:
         self.records_dropped += 1

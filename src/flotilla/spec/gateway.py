@@ -89,6 +89,22 @@ class GatewaySpec(GatewayDeploy):
     health_interval_s: float = Field(2.0, gt=0, description="How often replicas' /health and /metrics are read.")
     auth_refresh_s: float = Field(2.0, gt=0, description="Revocations and new tokens take effect within this.")
     usage_flush_s: float = Field(1.0, gt=0, description="Usage records are written in batches this often.")
+    usage_spool: str | None = Field(
+        None,
+        description="File that keeps usage records the database could not take at stop; replayed at the next "
+        "start (default: beside a SQLite database, else flotilla-usage-spool.jsonl in the working directory).",
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="Longest a client may take to send its request body, then 408."
+    )
+    drain_timeout_s: float = Field(
+        15.0, ge=0,
+        description="At stop, how long running requests and streams may take to finish (queued ones get 503 at once).",
+    )
+    listen_backlog: int = Field(
+        4096, ge=1, le=65535,
+        description="Accept queue of the listening socket (capped by the kernel's net.core.somaxconn).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database")

@@ -1,4 +1,9 @@
-"""Async engines tuned per database: SQLite in WAL mode, UTC sessions on MySQL, short connect timeouts."""
+"""Async engines tuned per database: SQLite in WAL mode, UTC sessions on MySQL, short connect timeouts.
+
+Every engine hides SQL parameters from logs and error messages (`hide_parameters`): they carry
+token hashes. Calls are bounded in time by Store, with asyncio deadlines that work alike on every
+driver (aiomysql has no read timeout of its own).
+"""
 
 from __future__ import annotations
 
@@ -35,11 +40,13 @@ def create_store_engine(url: URL) -> AsyncEngine:
         return create_async_engine(
             url,
             pool_pre_ping=True,
+            hide_parameters=True,
             connect_args={"timeout": CONNECT_TIMEOUT_S, "server_settings": {"application_name": "flotilla"}},
         )
     return create_async_engine(
         url,
         pool_pre_ping=True,
+        hide_parameters=True,
         pool_recycle=3600,  # below MySQL's default wait_timeout, so idle connections are not cut under us
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S, "init_command": "SET time_zone = '+00:00'"},
     )
@@ -48,11 +55,15 @@ def create_store_engine(url: URL) -> AsyncEngine:
 def _sqlite_engine(url: URL) -> AsyncEngine:
     if is_sqlite_memory(url):
         # One shared connection: every new connection to :memory: would be a new, empty database.
-        engine = create_async_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        engine = create_async_engine(
+            url, poolclass=StaticPool, hide_parameters=True, connect_args={"check_same_thread": False}
+        )
     else:
         path = sqlite_file(url)
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine

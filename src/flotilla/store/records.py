@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+# Token counts are stored as 32-bit integers (INTEGER on every backend).
+MAX_TOKEN_COUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,41 @@ class UsageRecord:
 
 
 OUTCOME_OK = "ok"
+
+
+def token_count(value: Any) -> int | None:
+    """A token count as an engine reported it, made safe to add up and store.
+
+    Engines are not trusted: a count that is not a whole number (a string, a bool, 2.5, NaN) or is
+    negative means "unknown" (None); one beyond what a column holds (2**63) is clamped to
+    MAX_TOKEN_COUNT, so the record is kept and visibly absurd rather than lost.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if not isinstance(value, int) or value < 0:
+        return None
+    return min(value, MAX_TOKEN_COUNT)
+
+
+def finite_ms(value: Any) -> float | None:
+    """A duration in milliseconds, or None when it is not a finite non-negative number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def sanitized(record: UsageRecord) -> UsageRecord:
+    """`record` with every number in range (fixed in place, and returned)."""
+    record.prompt_tokens = token_count(record.prompt_tokens)
+    record.completion_tokens = token_count(record.completion_tokens)
+    record.queue_wait_ms = finite_ms(record.queue_wait_ms)
+    record.ttft_ms = finite_ms(record.ttft_ms)
+    record.duration_ms = finite_ms(record.duration_ms) or 0.0
+    status = record.status_code
+    record.status_code = status if isinstance(status, int) and not isinstance(status, bool) and 0 <= status < 1000 else 0
+    return record

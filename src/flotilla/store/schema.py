@@ -96,4 +96,6 @@ usage = sa.Table(
     sa.Index("ix_flotilla_usage_token_ts", "token_name", "ts"),
     sa.Index("ix_flotilla_usage_model_ts", "model", "ts"),
     sa.Index("ix_flotilla_usage_ts", "ts"),
+    # One row per request: a batch written again (lost commit acknowledgement, spool replay) adds nothing.
+    sa.Index("uq_flotilla_usage_request_id", "request_id", unique=True),
 )

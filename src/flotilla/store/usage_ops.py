@@ -1,16 +1,16 @@
-"""Usage rows: batched inserts and the per-group report."""
+"""Usage rows: batched idempotent inserts and the per-group report."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flotilla.store.records import OUTCOME_OK, UsageRecord
+from flotilla.store.records import OUTCOME_OK, UsageRecord, finite_ms, token_count
 from flotilla.store.schema import MODEL_LEN, NAME_LEN, OUTCOME_LEN, REPLICA_LEN, REQUEST_ID_LEN, usage
 
 GROUPABLE = ("token_name", "model", "replica", "outcome", "status_code", "stream")
@@ -21,17 +21,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
-def _finite(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _optional_int(value: int | None) -> int | None:
-    return None if value is None else int(value)
-
-
 def usage_row(record: UsageRecord) -> dict[str, Any]:
     return {
         "ts": record.ts,
@@ -39,20 +28,33 @@ def usage_row(record: UsageRecord) -> dict[str, Any]:
         "token_name": _clip(str(record.token_name), NAME_LEN),
         "model": _clip(str(record.model), MODEL_LEN),
         "replica": None if record.replica is None else _clip(str(record.replica), REPLICA_LEN),
-        "status_code": int(record.status_code),
+        "status_code": int(record.status_code) if 0 <= int(record.status_code) < 1000 else 0,
         "outcome": _clip(str(record.outcome), OUTCOME_LEN),
         "stream": bool(record.stream),
-        "prompt_tokens": _optional_int(record.prompt_tokens),
-        "completion_tokens": _optional_int(record.completion_tokens),
-        "queue_wait_ms": _finite(record.queue_wait_ms),
-        "ttft_ms": _finite(record.ttft_ms),
-        "duration_ms": _finite(record.duration_ms) or 0.0,
+        "prompt_tokens": token_count(record.prompt_tokens),
+        "completion_tokens": token_count(record.completion_tokens),
+        "queue_wait_ms": finite_ms(record.queue_wait_ms),
+        "ttft_ms": finite_ms(record.ttft_ms),
+        "duration_ms": finite_ms(record.duration_ms) or 0.0,
     }
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """INSERT that skips rows whose request_id is already stored (a batch retried after its commit
+    was acknowledged but the acknowledgement lost), and fails on any other error as usual."""
+    if dialect == "postgresql":
+        return postgresql.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
+    # MySQL/MariaDB: INSERT IGNORE would also turn out-of-range values into warnings; this only
+    # turns a duplicate key into a no-op.
+    statement = mysql.insert(usage)
+    return statement.on_duplicate_key_update(request_id=statement.inserted.request_id)
 
 
 async def insert_many(conn: AsyncConnection, records: Sequence[UsageRecord]) -> None:
     if records:
-        await conn.execute(sa.insert(usage), [usage_row(r) for r in records])
+        await conn.execute(_insert_ignoring_duplicates(conn.dialect.name), [usage_row(r) for r in records])
 
 
 async def summary(

@@ -58,8 +58,14 @@ class ModelUnavailable(DispatchError):
 class Dispatcher(Protocol):
     async def start(self) -> None: ...
 
+    async def stop_queueing(self) -> None:
+        """First step of a drain: requests still waiting, and any new one, fail with
+        ModelUnavailable("...shutting down"); slots held by running requests stay counted until
+        they are released."""
+        ...
+
     async def close(self) -> None:
-        """Stop; requests still waiting fail with ModelUnavailable."""
+        """Stop (after stop_queueing, or directly); idempotent."""
         ...
 
     async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:

@@ -54,11 +54,14 @@ class LocalDispatcher:
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_unavailable(), name="dispatch-sweeper")
 
-    async def close(self) -> None:
+    async def stop_queueing(self) -> None:
         self._closed = True
-        await cancel_and_wait(self._sweeper)
         for queue in self._queues.values():
             self._fail(queue.drain(), ModelUnavailable("the gateway is shutting down"))
+
+    async def close(self) -> None:
+        await self.stop_queueing()
+        await cancel_and_wait(self._sweeper)
 
     def status(self) -> tuple[bool, dict]:
         return True, {"kind": "local", "scheduling": sorted(self._queues)}

@@ -113,18 +113,25 @@ class RabbitMqDispatcher:
                 self._where, self._last_error,
             )
 
-    async def close(self) -> None:
+    async def stop_queueing(self) -> None:
+        """Answer our waiting requests; stay connected, so the slots our running requests hold stay
+        counted (their releases still reach the scheduler) and, if we schedule a model, other
+        gateways are still served until we close."""
         self._closed = True
         error = ModelUnavailable("the gateway is shutting down")
         for pending in list(self._pending.values()):
             self._withdraw(pending)
             if not pending.future.done():
                 pending.future.set_exception(error)
+
+    async def close(self) -> None:
+        await self.stop_queueing()
         await cancel_and_wait(self._sweeper)
         await cancel_and_wait(self._runner)
-        if self._link is not None:
-            await self._link.drained(2.0)  # the cancels, so schedulers stop holding our tickets
-            await self._link.close()
+        link, self._link = self._link, None
+        if link is not None:
+            await link.drained(2.0)  # the cancels and releases, so schedulers stop holding them
+            await link.close()
 
     def status(self) -> tuple[bool, dict]:
         detail = {"kind": "rabbitmq", "broker": self._where, "connected": self._link is not None}
