@@ -15,7 +15,7 @@ from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.replicas import ReplicaPool
-from flotilla.gateway.upstream import UpstreamClient
+from flotilla.gateway.upstream import upstream_client
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.logs import configure_logging
 from flotilla.spec.models import ModelSpec
@@ -87,11 +87,11 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         closers.append(tokens.close)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=g.upstream_timeout_s, sock_connect=g.connect_timeout_s),
+            timeout=aiohttp.ClientTimeout(total=g.first_byte_timeout_s, sock_connect=g.connect_timeout_s),
             auto_decompress=False,
         )
         closers.append(session.close)
-        upstream = UpstreamClient(connect_timeout=g.connect_timeout_s, read_timeout=g.upstream_timeout_s)
+        upstream = upstream_client(g)
         closers.append(upstream.close)
         usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
         usage.start()

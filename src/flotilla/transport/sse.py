@@ -29,7 +29,7 @@ class SSEReader:
             self._started = True
             if data.startswith(_BOM):
                 data = data[3:]
-        if self._skip_lf:
+        if self._skip_lf and data:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
