@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -18,10 +19,9 @@ _DONE_DATA = b"[DONE]"
 _DONE_EVENT = b"data: [DONE]"
 _USAGE = b'"usage"'
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
-# Token-bearing fields of chat and completion chunks, for engines that report no usage on streams.
-# Compact (orjson, vLLM) and spaced (Python's json.dumps, llama-cpp-python) separators.
-_CONTENT = (b'"content":"', b'"text":"', b'"content": "', b'"text": "')
-_EMPTY_CONTENT = (b'"content":""', b'"text":""', b'"content": ""', b'"text": ""')
+# Non-empty token-bearing fields of chat and completion chunks, for engines that report no usage on
+# streams; compact (orjson, vLLM) and spaced (json.dumps, llama-cpp-python) separators. One scan.
+_CONTENT = re.compile(rb'"(?:content|text)": ?"[^"]')
 # After [DONE] only the end of the body is awaited: an engine that then hangs is not waited for long.
 AFTER_DONE_IDLE_S = 2.0
 
@@ -80,7 +80,7 @@ class StreamRelay:
     def _filter(self, block: bytes) -> bytes:
         """Whole events in, events for the client out: usage read (and dropped unless asked for),
         `[DONE]` noted; anything after `[DONE]` dropped. Blocks without either pass unchanged."""
-        self.content_chunks += sum(block.count(c) for c in _CONTENT) - sum(block.count(e) for e in _EMPTY_CONTENT)
+        self.content_chunks += len(_CONTENT.findall(block))
         if _USAGE not in block and _DONE_DATA not in block:
             return block
         kept = []
