@@ -55,6 +55,12 @@ async def last_event_unterminated(writer):
     return True
 
 
+async def done_then_hang(writer):
+    writer.write(sse_head() + chunk(CONTENT + USAGE + b"data: [DONE]\n\n"))  # and never the terminating chunk
+    await writer.drain()
+    await asyncio.sleep(3600)
+
+
 async def long_stream(writer):
     writer.write(sse_head())
     for _ in range(25):  # 2.5 s in all, more than twice the first-byte timeout
@@ -67,7 +73,7 @@ async def long_stream(writer):
 
 SCRIPTS = {
     "slowok": slow_ok, "hang": hang, "junk": junk_mid_stream, "donereset": done_then_reset,
-    "donenospace": done_without_space, "unterminated": last_event_unterminated, "long": long_stream,
+    "donenospace": done_without_space, "donehang": done_then_hang, "unterminated": last_event_unterminated, "long": long_stream,
 }
 
 
@@ -147,6 +153,14 @@ def test_done_then_an_unclean_close_is_a_whole_answer(stack):
     assert status == 200 and answer == CONTENT + b"data: [DONE]\n\n"
 
 
+def test_an_engine_hanging_after_done_does_not_hold_the_client(stack):
+    """After [DONE] the gateway waits only briefly for the end of the engine's body, and the stall
+    that follows is not reported to the client."""
+    _, gw, _ = stack
+    status, answer = post(gw, body("donehang", True))
+    assert status == 200 and answer == CONTENT + b"data: [DONE]\n\n"
+
+
 def test_done_without_a_space_ends_the_stream(stack):
     """Item 7: `data:[DONE]` became upstream_died_mid_stream plus an error event."""
     _, gw, _ = stack
@@ -170,8 +184,8 @@ def test_a_stream_longer_than_the_first_byte_timeout_is_whole(stack):
 
 def test_usage_outcomes_of_these_requests(stack):
     _, gw, tmp = stack
-    # 4 slowok + hang + 5 streams above (this test runs last in the module).
-    seen = outcomes(tmp, at_least=10)
+    # 4 slowok + hang + 6 streams above (this test runs last in the module).
+    seen = outcomes(tmp, at_least=11)
     assert seen.get("upstream_timeout") == 1
     assert seen.get("upstream_died_mid_stream") == 1  # the junk stream only
-    assert seen.get("ok") == 8
+    assert seen.get("ok") == 9
