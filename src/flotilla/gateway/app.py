@@ -19,7 +19,7 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
-from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.relay import EventStreamResponse, RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import MID_STREAM, gateway_error, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
@@ -225,7 +225,7 @@ class GatewayHandlers:
         raise unreachable_error(served.spec.name, self.max_attempts, last_error)
 
     async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> web.StreamResponse:
-        response = web.StreamResponse(
+        response = EventStreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id},
         )
