@@ -200,7 +200,9 @@ async def perform(target: RequestTarget, request: bytes, record: RequestRecord, 
     future: asyncio.Future[None] = loop.create_future()
     exchange = StreamingExchange(record, start, future)
     remaining = target.timeout_s - (time.perf_counter() - start)
-    timer = loop.call_later(max(0.0, remaining), conn.abort, TotalTimeout("no complete response within the timeout"))
+    timer = loop.call_later(
+        max(0.0, remaining), conn.abort, TotalTimeout("no complete response within the timeout"), exchange
+    )
     conn.send(request, exchange)
     try:
         await future

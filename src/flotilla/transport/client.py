@@ -109,6 +109,9 @@ class Response:
             await self._wait()
 
     async def read(self) -> bytes:
+        if self._done:  # the usual non-streamed answer: it arrived with its head
+            pieces, self._pieces = self._pieces, []
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
         parts = [chunk async for chunk in self.iter_chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

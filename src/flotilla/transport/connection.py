@@ -269,8 +269,11 @@ class Connection(asyncio.Protocol):
         self.sink = None
         self.close()
 
-    def abort(self, error: TransportError) -> None:
-        """End the exchange under way with `error` (e.g. the caller's own deadline)."""
+    def abort(self, error: TransportError, sink: ResponseSink | None = None) -> None:
+        """End the exchange under way with `error` (e.g. the caller's own deadline). With `sink`,
+        only if that exchange is still the one under way (a late timer must not end the next one)."""
+        if sink is not None and self.sink is not sink:
+            return
         error.response_started = self._head_seen
         self._fail(error, _perf())
 
