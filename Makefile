@@ -3,7 +3,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test services bench-gateway
+.PHONY: install up test services bench-gateway checkov
 
 $(BIN)/.flotilla-installed: pyproject.toml scripts/install.sh
 	VENV=$(VENV) bash scripts/install.sh
@@ -25,3 +25,10 @@ bench-gateway: install
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	@test -x .venv-router/bin/vllm-router || (python3 -m venv .venv-router && .venv-router/bin/pip install -q vllm-router)
 	$(BIN)/python benchmarks/gateway_overhead.py
+
+# checkov on every example's rendering (charts/flotilla/README.md, "Security scan"). It lives in
+# its own venv: it pins many packages the project's venv must not share.
+CHECKOV_VENV ?= $(HOME)/.cache/flotilla/checkov
+checkov: install
+	@[ -x $(CHECKOV_VENV)/bin/checkov ] || (python3 -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q 'checkov>=3.2,<4')
+	CHECKOV_VENV=$(CHECKOV_VENV) $(BIN)/python scripts/checkov_examples.py

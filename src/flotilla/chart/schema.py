@@ -5,7 +5,9 @@
 
 The schema lets Helm reject a bad values file with the same rules as `flotilla validate`.
 defaults.yaml carries the defaults of list items (models), which Helm's values.yaml cannot
-express: the templates merge it under each model, so the chart and `flotilla up` agree.
+express: the templates merge it under each model, so the chart and `flotilla up` agree. It also
+carries the resources of each container kind and the key lists the templates need to tell the
+gateway's own settings from the chart-only ones (what goes into the gateway's ConfigMap).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from pydantic import BaseModel, TypeAdapter
 
 from flotilla.chart.paths import chart_dir
 from flotilla.spec.base import SpecModel
+from flotilla.spec.deploy import DEFAULT_RESOURCES, ENGINE_RESOURCES, GatewayDeploy, ModelDeploy
 from flotilla.spec.engines import LlamaCppOptions, SglangOptions, SimOptions, TgiOptions, VllmOptions
+from flotilla.spec.gateway import GatewaySpec
+from flotilla.spec.kube import KubeObject
 from flotilla.spec.models import ModelSpec
 from flotilla.spec.schema import schema_text, spec_json_schema
 
@@ -47,12 +52,17 @@ def values_schema_text() -> str:
     return schema_text(values_schema())
 
 
+def _is_section(cls: Any) -> bool:
+    """A spec section with defaults of its own; a Kubernetes object is a value, not a section."""
+    return isinstance(cls, type) and issubclass(cls, SpecModel) and not issubclass(cls, KubeObject)
+
+
 def _spec_model_of(annotation: Any) -> type[SpecModel] | None:
     """The SpecModel class of `X` or `X | None`, else None."""
-    if isinstance(annotation, type) and issubclass(annotation, SpecModel):
+    if _is_section(annotation):
         return annotation
     if get_origin(annotation) in (Union, types.UnionType):
-        models = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, SpecModel)]
+        models = [a for a in get_args(annotation) if _is_section(a)]
         if len(models) == 1:
             return models[0]
     return None
@@ -76,10 +86,25 @@ def defaults_of(cls: type[BaseModel], skip: frozenset[str] = frozenset()) -> dic
     return out
 
 
+# Kubernetes-side model keys the gateway reads all the same: with autoscaling a model without
+# replicas is scaling from zero (queue its requests), not down (answer 503).
+GATEWAY_READS = frozenset({"autoscaling"})
+
+
+def _aliases(cls: type[BaseModel], keep: frozenset[str] = frozenset()) -> list[str]:
+    return sorted(alias for name, info in cls.model_fields.items() if (alias := info.alias or name) not in keep)
+
+
 def chart_defaults() -> dict[str, Any]:
     return {
         "model": defaults_of(ModelSpec, skip=_ENGINE_SECTIONS),
         "engines": {kind: defaults_of(options) for kind, options in ENGINE_OPTIONS.items()},
+        "resources": {"engines": ENGINE_RESOURCES, **DEFAULT_RESOURCES},
+        # Keys only the chart reads: left out of the gateway's ConfigMap, so changing them does not
+        # restart the gateway (its checksum covers exactly what it reads).
+        "chartOnlyKeys": {"model": _aliases(ModelDeploy, GATEWAY_READS), "gateway": _aliases(GatewayDeploy)},
+        # Every key the gateway section accepts: the chart sets a gateway timeout only where it exists.
+        "gatewayKeys": _aliases(GatewaySpec),
     }
 
 

@@ -19,9 +19,10 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import EventStreamResponse, RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
-from flotilla.gateway.upstream import MID_STREAM, gateway_error, unreachable_error
+from flotilla.gateway.upstream import MID_STREAM, gateway_error, replica_at_fault, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
 from flotilla.store import UsageRecord
@@ -55,6 +56,7 @@ class ServedModel:
     upstream_name: str
     upstream_headers: dict[str, str]
     vllm_priority: bool
+    prefix_aware: bool = False  # tickets carry the prompt's prefix blocks for routing
 
 
 class GatewayHandlers:
@@ -123,10 +125,11 @@ class GatewayHandlers:
             return exc.response(request_id)
 
         priority = effective_priority(principal.priority, parsed.requested_priority)
+        blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
         body = upstream_body(
             parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
         )
-        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
+        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
             request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
@@ -219,9 +222,10 @@ class GatewayHandlers:
                         return await self._relay_stream(request, upstream, parsed, ticket.request_id, result)
                     return await relay_whole(upstream, ticket.request_id, result)
             except TransportError as exc:  # the client's response has not started: answer with an error
+                failed = replica_at_fault(exc)  # no new work for it until its health check passes
                 raise gateway_error(exc, served.spec.name, replica.label) from None
             finally:
-                self.dispatcher.release(lease, replica_failed=failed)
+                self.dispatcher.release(lease, replica_failed=failed or result.replica_failed)
         raise unreachable_error(served.spec.name, self.max_attempts, last_error)
 
     async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> web.StreamResponse:

@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from flotilla.gateway.errors import sse_error_event
-from flotilla.gateway.upstream import MID_STREAM, stream_failure_text
+from flotilla.gateway.upstream import MID_STREAM, replica_at_fault, stream_failure_text
 from flotilla.transport import Response, TransportError
 from flotilla.transport.sse import SSEReader, event_data, split_events
 
@@ -36,6 +36,7 @@ class RelayResult:
     completion_tokens: int | None = None
     first_byte_at: float | None = None  # monotonic time the first streamed chunk went out
     complete: bool = False  # the engine's whole answer was received
+    replica_failed: bool = False  # the engine's connection broke (not a timeout): route around it
 
 
 def _usage_of(payload: dict) -> tuple[int | None, int | None]:
@@ -137,6 +138,7 @@ class StreamRelay:
             except TransportError as exc:
                 if result.complete:
                     return result  # the answer was whole; how the engine's connection ended does not matter
+                result.replica_failed = replica_at_fault(exc)
                 return await self._broken(response, stream_failure_text(exc))
             if not result.complete:
                 await self._send(response, self._filter(reader.finish()))

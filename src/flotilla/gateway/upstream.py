@@ -45,6 +45,12 @@ def _code_of(exc: TransportError) -> tuple[int, str]:
     return 502, "upstream_broken"  # write, closed before answering, body cut off, not HTTP
 
 
+def replica_at_fault(exc: TransportError) -> bool:
+    """A failure of the connection itself (refused, reset, closed, not HTTP): the replica is routed
+    around until its health check passes again. A timeout is not: a slow engine is not a dead one."""
+    return not isinstance(exc, (FirstByteTimeout, IdleTimeout))
+
+
 def gateway_error(exc: TransportError, model: str, replica: str) -> GatewayError:
     """The answer to the client when the exchange failed before the client's response started."""
     status, code = _code_of(exc)

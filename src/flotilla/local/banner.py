@@ -67,15 +67,20 @@ def _token_expression(source: TokenSource | None) -> str:
 
 
 def ready_message(
-    spec: FlotillaSpec, spec_path: Path, endpoint: str, run_dir: Path, sources: list[TokenSource]
+    spec: FlotillaSpec, spec_path: Path, endpoints: list[str], run_dir: Path, sources: list[TokenSource]
 ) -> str:
     """Plain text (no markup) so it can be copied as is."""
+    endpoint = endpoints[0]
     example_model = spec.models[0].name
     # The highest-priority token is the one a person trying things out wants.
     best = max(sources, key=lambda s: s.priority) if sources else None
     token = _token_expression(best)
     lines = [
         f"Flotilla is up: OpenAI-compatible endpoint {endpoint}",
+        *(
+            [f"  and {len(endpoints) - 1} more gateway(s) sharing its queues: {', '.join(endpoints[1:])}"]
+            if len(endpoints) > 1 else []
+        ),
         "",
         "Models:",
         *(f"  {m.name:<16} {m.engine} x{m.replica_count}" for m in spec.models),

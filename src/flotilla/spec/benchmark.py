@@ -7,11 +7,12 @@ Every field here has one `flotilla bench` flag of the same name in kebab-case (s
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from flotilla.spec.base import SpecModel
+from flotilla.spec.kube import ResourceRequirements
 
 _CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 GOODPUT_METRICS = ("ttft", "tpot", "e2el")
@@ -59,7 +60,7 @@ class BenchmarkJobSpec(SpecModel):
     """Chart only: how the benchmark Job runs. `flotilla bench` ignores it."""
 
     results: BenchmarkResultsVolume = Field(default_factory=BenchmarkResultsVolume)
-    resources: dict[str, Any] = Field(default_factory=dict, description="Kubernetes resources of the Job's pod.")
+    resources: ResourceRequirements | None = Field(None, description="The Job's container; default: the chart's benchmark resources.")
     backoff_limit: int = Field(0, ge=0)
     active_deadline_seconds: int | None = Field(None, ge=1)
     ttl_seconds_after_finished: int | None = Field(None, ge=0)

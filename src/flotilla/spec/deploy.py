@@ -7,19 +7,53 @@ values.yaml and its generated files/defaults.yaml are checked against them by te
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from flotilla.spec.base import SpecModel
+from flotilla.spec.kube import (
+    Affinity,
+    EnvVar,
+    IngressTLS,
+    NetworkPolicyPeer,
+    PodSecurityContext,
+    ResourceRequirements,
+    SecurityContext,
+    Toleration,
+)
 
-# ingress-nginx keeps a proxied request open 60 s by default: far too short for a long stream.
+# ingress-nginx buffers and caps bodies by default; streamed answers need neither. Its read/send
+# timeouts are set by the chart from gateway.requestTimeoutS (the one timeout knob).
 STREAMING_INGRESS_ANNOTATIONS: dict[str, str] = {
-    "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-    "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-buffering": "off",
     "nginx.ingress.kubernetes.io/proxy-body-size": "16m",
 }
+
+# Per-pod requests and limits of each engine when a model gives no `resources` (the chart README
+# explains the sizing). The memory-backed /dev/shm (shmSize) is added to the memory limit.
+# CPU limits are generous: an engine's scheduler loop is CPU-bound and throttling it slows every
+# request on the GPU.
+ENGINE_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "vllm": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
+    "sglang": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
+    "tgi": {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {"cpu": "16", "memory": "32Gi"}},
+    "llamacpp": {"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
+    "sim": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+}
+# The chart's other containers, when their `resources` are not given.
+DEFAULT_RESOURCES: dict[str, dict[str, dict[str, str]]] = {
+    "gateway": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
+    "download": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "helper": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+    "benchmark": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    "postgresql": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+}
+
+# An integer or a percentage, as Deployments and PodDisruptionBudgets take them.
+IntOrPercent = int | Annotated[str, Field(pattern=r"^[0-9]+%$")]
+# A Gateway API duration (HTTPRoute timeouts).
+GatewayDuration = Annotated[str, Field(pattern=r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")]
 
 
 class ImageSpec(SpecModel):
@@ -82,6 +116,24 @@ class HfTokenSpec(SpecModel):
         return self
 
 
+class DownloadSpec(SpecModel):
+    """An init container that fills the model cache before the engine starts (vllm, sglang, tgi).
+
+    It downloads the engine section's `model` at its `revision` with the model's hfToken, so a
+    gated model, a wrong revision or a full disk fails there, named, instead of as a crash-looping
+    engine; the engine then starts from a warm cache.
+    """
+
+    enabled: bool = False
+    allow_patterns: list[str] = Field(
+        default_factory=list, description="Only files matching these globs (e.g. ['*.safetensors', '*.json']); empty: all."
+    )
+    offline_engine: bool = Field(
+        True, description="Run the engine with HF_HUB_OFFLINE=1: it loads what was downloaded and never fetches again."
+    )
+    resources: ResourceRequirements | None = Field(None, description="Default: the chart's download resources.")
+
+
 class ProbesSpec(SpecModel):
     """Sized for model loading: liveness never kills a slow loader (the startup probe guards it)."""
 
@@ -92,28 +144,101 @@ class ProbesSpec(SpecModel):
     liveness_failure_threshold: int = Field(6, ge=1)
 
 
+class RabbitmqQueueTrigger(SpecModel):
+    """Count the waiting requests in RabbitMQ itself (with the RabbitMQ dispatcher).
+
+    The dispatcher keeps one queue per model, `<gateway.dispatcher.prefix>.sched.<model>` (in the
+    chart the prefix defaults to the release's name), holding the waiting
+    tickets unacknowledged at the active scheduler. KEDA's rabbitmq scaler counts unacknowledged
+    messages only over the management (HTTP) API, so the chart uses that protocol.
+    """
+
+    enabled: bool = False
+    management_url: str | None = Field(
+        None,
+        description="http(s)://host:15672/vhost of the management API; default: the internal RabbitmqCluster's "
+        "(rabbitmq.type internal).",
+    )
+    credentials_secret: str | None = Field(
+        None, description="Secret with `username` and `password` keys; default: the internal cluster's default user."
+    )
+
+
 class AutoscalingSpec(SpecModel):
-    """KEDA ScaledObject on the gateway's queue depth for this model."""
+    """KEDA ScaledObject on the model's demand: requests queued plus in flight, per replica."""
 
     enabled: bool = False
     min_replicas: int = Field(1, ge=0, description="0 lets KEDA scale the model away when nobody waits.")
     max_replicas: int = Field(4, ge=1)
-    queue_depth_per_replica: int = Field(8, ge=1, description="Target waiting requests per replica.")
-    prometheus_address: str = "http://prometheus-operated.monitoring.svc:9090"
+    target_per_replica: int | None = Field(
+        None, ge=1, description="Requests (queued + in flight) one replica should carry; default: maxConcurrency."
+    )
+    prometheus_address: str | None = Field(
+        "http://prometheus-operated.monitoring.svc:9090",
+        description="Prometheus that scrapes the gateway (monitoring.serviceMonitor or podMonitor).",
+    )
     query: str | None = Field(
-        None, description="PromQL override; default: the gateway's flotilla_queue_depth summed for this model."
+        None, description="PromQL override; default: the gateway's queued + in-flight requests of this model."
     )
+    rabbitmq: RabbitmqQueueTrigger = Field(default_factory=RabbitmqQueueTrigger)
     polling_interval_seconds: int = Field(15, ge=1)
-    cooldown_seconds: int = Field(600, ge=0, description="Wait before scaling to zero (KEDA cooldownPeriod).")
-    scale_down_stabilization_seconds: int = Field(
-        600, ge=0, description="HPA window before removing replicas: model loading is slow, so be patient."
+    cooldown_seconds: int = Field(
+        900, ge=0, description="Idle time before scaling to zero (KEDA cooldownPeriod); a reload costs minutes."
     )
+    scale_down_stabilization_seconds: int = Field(
+        900, ge=0, description="HPA window before removing replicas: at least a model load, so demand that "
+        "returns within it finds the replica still loaded.",
+    )
+    scale_up_stabilization_seconds: int = Field(0, ge=0, description="HPA window before adding replicas.")
+    fallback_replicas: int | None = Field(
+        None, ge=0, description="Replicas while the metrics source fails; default: max(minReplicas, 1), and "
+        "never fewer than are running.",
+    )
+    failure_threshold: int = Field(3, ge=1, description="Failed metric reads before the fallback applies.")
 
     @model_validator(mode="after")
     def _bounds(self) -> "AutoscalingSpec":
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"minReplicas ({self.min_replicas}) is above maxReplicas ({self.max_replicas})")
+        if self.enabled and not self.prometheus_address and not self.query:
+            raise ValueError(
+                "autoscaling needs prometheusAddress: KEDA reads the in-flight requests from the gateway's metrics"
+            )
         return self
+
+
+class StrategySpec(SpecModel):
+    """How a Deployment replaces its pods. GPU pods cannot surge where no GPU is free."""
+
+    type: Literal["Recreate", "RollingUpdate"] = "RollingUpdate"
+    max_surge: IntOrPercent = Field(0, description="Extra pods during a rollout (each needs its GPUs free).")
+    max_unavailable: IntOrPercent = Field(1, description="Pods that may be down during a rollout.")
+
+    @model_validator(mode="after")
+    def _progress_possible(self) -> "StrategySpec":
+        if self.type == "RollingUpdate" and self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
+            raise ValueError("strategy: maxSurge and maxUnavailable cannot both be 0 (the rollout could never start)")
+        return self
+
+
+class DisruptionBudgetSpec(SpecModel):
+    """A PodDisruptionBudget: node drains evict at most this many pods of the model at once."""
+
+    enabled: bool = True
+    max_unavailable: IntOrPercent = 1
+
+
+class TopologySpreadSpec(SpecModel):
+    """Spread replicas over nodes (or zones) so one node's loss takes one replica."""
+
+    enabled: bool | None = Field(
+        None, description="Default: on, except for a ReadWriteOnce cache claim (its pods must share a node)."
+    )
+    topology_key: str = "kubernetes.io/hostname"
+    max_skew: int = Field(1, ge=1)
+    when_unsatisfiable: Literal["ScheduleAnyway", "DoNotSchedule"] = Field(
+        "ScheduleAnyway", description="ScheduleAnyway: a preference; never leaves a GPU pod pending."
+    )
 
 
 class ModelDeploy(SpecModel):
@@ -121,26 +246,52 @@ class ModelDeploy(SpecModel):
 
     image: ImageSpec = Field(default_factory=ImageSpec)
     gpu: GpuSpec = Field(default_factory=GpuSpec)
-    resources: dict[str, Any] = Field(default_factory=dict, description="Container resources (requests/limits).")
+    resources: ResourceRequirements | None = Field(
+        None, description="Container requests/limits; default: the engine's (chart README), shmSize added to the memory limit."
+    )
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    affinity: dict[str, Any] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: Affinity | None = None
     shm_size: str | None = Field("8Gi", description="Memory-backed /dev/shm size (tensor parallel needs it); null: none.")
     cache: CacheSpec = Field(default_factory=CacheSpec)
     hf_token: HfTokenSpec | None = None
+    download: DownloadSpec = Field(default_factory=DownloadSpec)
     probes: ProbesSpec = Field(default_factory=ProbesSpec)
-    env: list[dict[str, Any]] = Field(default_factory=list, description="Extra container env entries.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra container env entries.")
     pod_annotations: dict[str, str] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
-    security_context: dict[str, Any] = Field(
-        default_factory=dict, description="Merged over the engine's container securityContext."
+    security_context: SecurityContext | None = Field(
+        None, description="Merged over the engine's container securityContext."
     )
-    pod_security_context: dict[str, Any] = Field(
-        default_factory=dict, description="Merged over the engine's pod securityContext."
+    pod_security_context: PodSecurityContext | None = Field(
+        None, description="Merged over the engine's pod securityContext."
     )
     priority_class_name: str | None = None
-    termination_grace_period_seconds: int = Field(60, ge=0, description="Lets in-flight generations finish.")
+    strategy: StrategySpec | None = Field(
+        None, description="Default: Recreate for a ReadWriteOnce cache claim, else RollingUpdate maxSurge 0, maxUnavailable 1."
+    )
+    progress_deadline_seconds: int | None = Field(
+        None, ge=1, description="Default: the startup window plus 10 minutes (scheduling, image pull, download)."
+    )
+    disruption_budget: DisruptionBudgetSpec = Field(default_factory=DisruptionBudgetSpec)
+    topology_spread: TopologySpreadSpec = Field(default_factory=TopologySpreadSpec)
+    drain_delay_seconds: int = Field(
+        15, ge=0, description="On shutdown, time for the gateway to drop the replica before the engine is drained."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        None, ge=0, description="Default: drainDelaySeconds + gateway.requestTimeoutS + 30: in-flight streams finish."
+    )
     autoscaling: AutoscalingSpec | None = None
+
+    @model_validator(mode="after")
+    def _deadline_covers_startup(self) -> "ModelDeploy":
+        deadline = self.progress_deadline_seconds
+        if deadline is not None and deadline < self.probes.startup_timeout_seconds:
+            raise ValueError(
+                f"progressDeadlineSeconds ({deadline}) is shorter than probes.startupTimeoutSeconds "
+                f"({self.probes.startup_timeout_seconds}): a normal model load would be reported as a failed rollout"
+            )
+        return self
 
 
 class ServiceSpec(SpecModel):
@@ -153,23 +304,39 @@ class GatewayDeploy(SpecModel):
     """Kubernetes settings of the gateway Deployment (fields of `gateway:`)."""
 
     replicas: int = Field(
-        1, ge=1, description="Gateway pods; each keeps its own queues until the RabbitMQ dispatcher lands."
+        1, ge=1,
+        description="Gateway processes (flotilla up: on consecutive ports from `port`) or pods (chart). More than "
+        "one share queues and slots through RabbitMQ: gateway.dispatcher.kind rabbitmq, or rabbitmq.type in the chart.",
     )
     image: ImageSpec = Field(default_factory=ImageSpec)
-    resources: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequirements | None = Field(None, description="Default: the chart's gateway resources.")
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
-    affinity: dict[str, Any] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    affinity: Affinity | None = None
     pod_annotations: dict[str, str] = Field(default_factory=dict)
-    env: list[dict[str, Any]] = Field(default_factory=list, description="Extra container env entries.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra container env entries.")
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     tokens_secret: str | None = Field(
         None,
         description="Existing Secret with one key per token name holding its value; the chart then makes no "
         "token Secret and ignores the `token` values.",
     )
-    security_context: dict[str, Any] = Field(default_factory=dict, description="Merged over the default.")
-    pod_security_context: dict[str, Any] = Field(default_factory=dict, description="Merged over the default.")
+    security_context: SecurityContext | None = Field(None, description="Merged over the default.")
+    pod_security_context: PodSecurityContext | None = Field(None, description="Merged over the default.")
+    request_timeout_s: int = Field(
+        3600, ge=1,
+        description="Longest one request may take end to end, queue wait included: the one timeout knob. The chart "
+        "derives the Ingress/HTTPRoute timeouts, the gateway's upstream and queue bounds and the drain bounds of "
+        "gateway and engines from it.",
+    )
+    drain_delay_seconds: int = Field(
+        10, ge=0, description="On shutdown, time for Services and Ingresses to drop the pod before the gateway drains."
+    )
+    termination_grace_period_seconds: int | None = Field(
+        None, ge=0, description="Default: drainDelaySeconds + requestTimeoutS + 30."
+    )
+    disruption_budget: DisruptionBudgetSpec = Field(default_factory=DisruptionBudgetSpec)
+    topology_spread: TopologySpreadSpec = Field(default_factory=TopologySpreadSpec)
 
 
 class GlobalSpec(SpecModel):
@@ -186,22 +353,39 @@ class IngressSpec(SpecModel):
     host: str | None = Field(None, description="Host name; none: every host.")
     path: str = "/"
     path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = "Prefix"
-    tls: list[dict[str, Any]] = Field(default_factory=list, description="Ingress TLS entries {hosts, secretName}.")
+    tls: list[IngressTLS] = Field(default_factory=list, description="Ingress TLS entries {hosts, secretName}.")
     annotations: dict[str, str] = Field(
         default_factory=lambda: dict(STREAMING_INGRESS_ANNOTATIONS),
-        description="Default: ingress-nginx read/send timeouts of an hour and no buffering, for streams.",
+        description="Default: no ingress-nginx buffering, 16m bodies; the chart adds read/send timeouts of "
+        "gateway.requestTimeoutS unless given here.",
     )
+
+
+class ParentReference(SpecModel):
+    """A Gateway API parentRef (the Gateway an HTTPRoute attaches to)."""
+
+    group: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: str = Field(..., min_length=1)
+    section_name: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+
+
+class HttpRouteTimeouts(SpecModel):
+    request: GatewayDuration | None = Field(None, description="Whole request; default: gateway.requestTimeoutS.")
+    backend_request: GatewayDuration | None = Field(None, description="To the gateway; default: as `request`.")
 
 
 class HttpRouteSpec(SpecModel):
     """Gateway API HTTPRoute to the gateway Service."""
 
     enabled: bool = False
-    parent_refs: list[dict[str, Any]] = Field(default_factory=list, description="Gateways to attach to.")
+    parent_refs: list[ParentReference] = Field(default_factory=list, description="Gateways to attach to.")
     hostnames: list[str] = Field(default_factory=list)
     path: str = "/"
-    timeouts: dict[str, str] = Field(
-        default_factory=dict, description="HTTPRoute rule timeouts, e.g. {request: 3600s}: streams are long."
+    timeouts: HttpRouteTimeouts = Field(
+        default_factory=HttpRouteTimeouts, description="Rule timeouts; default: gateway.requestTimeoutS for both."
     )
     annotations: dict[str, str] = Field(default_factory=dict)
 
@@ -237,7 +421,7 @@ class NetworkPolicySpec(SpecModel):
     """Engines accept traffic only from the gateway, and from these peers (Prometheus) for metrics."""
 
     enabled: bool = True
-    metrics_from: list[dict[str, Any]] = Field(
+    metrics_from: list[NetworkPolicyPeer] = Field(
         default_factory=lambda: [
             {
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
@@ -269,7 +453,7 @@ class PostgresClusterSpec(SpecModel):
     image_name: str | None = Field(None, description="PostgreSQL image; default: the operator's.")
     database: str = "flotilla"
     owner: str = "flotilla"
-    resources: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequirements | None = Field(None, description="Default: the chart's postgresql resources.")
 
 
 class TokenDatabaseSpec(SpecModel):
@@ -300,7 +484,7 @@ class RabbitmqClusterSpec(SpecModel):
     image: str | None = Field(None, description="RabbitMQ image; default: the operator's.")
     storage: str = "10Gi"
     storage_class: str | None = None
-    resources: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourceRequirements | None = Field(None, description="Default: the operator's (1 CPU, 2Gi).")
 
 
 class RabbitmqSpec(SpecModel):
@@ -318,7 +502,9 @@ class RabbitmqSpec(SpecModel):
 
 
 class HelmTestSpec(SpecModel):
-    enabled: bool = Field(True, description="`helm test` lists the models through the gateway.")
+    enabled: bool = Field(
+        True, description="`helm test` sends a short completion through the gateway to every model (first token)."
+    )
 
 
 class DeploySettings(SpecModel):
