@@ -20,8 +20,10 @@ services:
 test: install services
 	$(BIN)/pytest -q
 
+# vllm-router (the Rust router it is compared with) goes into its own venv: it is no dependency of ours.
 bench-gateway: install
 	@command -v wrk >/dev/null || apt-get install -y wrk
+	@test -x .venv-router/bin/vllm-router || (python3 -m venv .venv-router && .venv-router/bin/pip install -q vllm-router)
 	$(BIN)/python benchmarks/gateway_overhead.py
 
 # checkov on every example's rendering (charts/flotilla/README.md, "Security scan"). It lives in

@@ -1,13 +1,29 @@
-"""What the gateway costs: added latency and maximum request rate, against calling the sim directly.
+"""What the gateway costs: added latency and maximum request rate, against calling the sim directly
+and beside vllm-router (the Rust router on PyPI) in the same run.
 
-Layout (2 cores): the gateway alone on core 0; the sim engine and the load generator on core 1.
+Layout (2 cores): the gateway (or vllm-router) alone on core 0; the sim engine and the load
+generator on core 1.
   - added latency: one connection, sequential requests, p50/p99 via gateway minus direct;
   - maximum rate: wrk (C load generator) with many connections, non-streaming and streaming
     (16 content chunks per response). With the sim at zero latency its 16 chunks leave back to back
     and usually reach the gateway in one read; the "paced" run (sim ITL 1 ms) makes the gateway
     relay every chunk on its own.
+  - cross-core wakeup: a one-byte ping-pong between core 1 and core 0, and within core 1. Every
+    request through the gateway crosses cores four times (client -> gateway -> sim -> gateway ->
+    client) while a direct request crosses none; on a VM whose idle vCPUs halt at once (Firecracker
+    here: haltpoll.guest_halt_poll_ns=0) each crossing may wait for the host to run the halted
+    vCPU, which shows as latency tails of milliseconds that no gateway code causes.
 
-Run: .venv/bin/python benchmarks/gateway_overhead.py [--json out.json]
+vllm-router does less than the gateway (no tokens, queue, usage or metrics per request): it is the
+floor a proxy in Rust reaches. It is installed on its own, not as a Flotilla dependency:
+    python -m venv .venv-router && .venv-router/bin/pip install vllm-router
+(`make bench-gateway` does this); pass --vllm-router PATH, or leave it on PATH or in .venv-router.
+
+Run on a quiet machine:  .venv/bin/python benchmarks/gateway_overhead.py [--json out.json]
+On a shared machine add --realtime: the measured processes run SCHED_FIFO (chrt -f 50) so other
+tenants' work cannot preempt them (root only); the figures then describe the gateway, not the noise.
+Small settings that finish in about a minute (to check the script runs):
+    .venv/bin/python benchmarks/gateway_overhead.py --requests 600 --rounds 2 --seconds 2
 Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
 """
 
@@ -49,10 +65,62 @@ def wait_ok(url: str, timeout: float = 60) -> None:
     raise TimeoutError(url)
 
 
+REALTIME: list[str] = []  # ["chrt", "-f", "50"] with --realtime
+
+
 def start(argv: list[str], core: int, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        ["taskset", "-c", str(core), *argv], stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+        [*REALTIME, "taskset", "-c", str(core), *argv], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
+
+
+def find_vllm_router(given: str | None) -> str | None:
+    if given:
+        return given
+    local = Path(__file__).resolve().parent.parent / ".venv-router" / "bin" / "vllm-router"
+    return shutil.which("vllm-router") or (str(local) if local.exists() else None)
+
+
+def wait_router(port: int, timeout: float = 60) -> None:
+    """vllm-router has no readiness endpoint that needs no worker; a model list through it will do."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"vllm-router on port {port}")
+
+
+PINGPONG = """
+import os, socket, sys, time
+near, far, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close(); os.sched_setaffinity(0, {far})
+    while (d := b.recv(16)):
+        b.send(d)
+    os._exit(0)
+b.close(); os.sched_setaffinity(0, {near})
+out = []
+for _ in range(n):
+    t = time.perf_counter(); a.send(b"x"); a.recv(16); out.append((time.perf_counter() - t) * 1e6)
+    time.sleep(0.0003)  # idle between exchanges, as cores are between requests at one connection
+a.close(); os.waitpid(pid, 0)
+out.sort()
+print(out[n // 2], out[int(n * 0.99)])
+"""
+
+
+def pingpong(near: int, far: int, n: int) -> dict:
+    p50, p99 = map(float, subprocess.run(
+        [*REALTIME, sys.executable, "-c", PINGPONG, str(near), str(far), str(n)],
+        capture_output=True, text=True, check=True,
+    ).stdout.split())
+    return {"p50_us": p50, "p99_us": p99}
 
 
 def request_bytes(port: int, stream: bool, auth: bool) -> bytes:
@@ -130,7 +198,7 @@ def wrk_rate(
         "function response(status, headers, body) if status ~= 200 then errors_seen = (errors_seen or 0) + 1 end end\n"
     )
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+        [*REALTIME, "taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
          f"http://127.0.0.1:{port}/v1/chat/completions"],
         capture_output=True, text=True, check=True,
     ).stdout
@@ -144,16 +212,24 @@ def wrk_rate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=10000, help="sequential requests per latency measurement")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating direct/gateway latency rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating direct/gateway/router latency rounds")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--vllm-router", help="path of the vllm-router executable (default: PATH, .venv-router)")
+    parser.add_argument("--realtime", action="store_true", help="run measured processes SCHED_FIFO (shared machines)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("taskset"):
         sys.exit("needs wrk and taskset: apt-get install -y wrk util-linux")
+    if args.realtime:
+        REALTIME[:] = ["chrt", "-f", "50"]
+    router_exe = find_vllm_router(args.vllm_router)
+    if router_exe is None:
+        print("vllm-router not found: its column is left out (python -m venv .venv-router && "
+              ".venv-router/bin/pip install vllm-router)", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-"))
-    sim_port, paced_port, gw_port = free_port(), free_port(), free_port()
+    sim_port, paced_port, gw_port, router_port = free_port(), free_port(), free_port(), free_port()
     flotilla = [sys.executable, "-m", "flotilla.cli"]
     spec = tmp / "spec.yaml"
     spec.write_text(
@@ -168,11 +244,17 @@ def main() -> None:
                               "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "paced.log")
     gw = start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
                            "--endpoint", f"paced=http://127.0.0.1:{paced_port}"], 0, tmp / "gw.log")
-    results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS}
+    procs = [gw, sim, paced]
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS, "realtime": args.realtime}
     try:
         wait_ok(f"http://127.0.0.1:{sim_port}/health")
         wait_ok(f"http://127.0.0.1:{paced_port}/health")
         wait_ok(f"http://127.0.0.1:{gw_port}/health/ready")
+        if router_exe:
+            # Started only for the phases that measure it, so it never shares core 0 with the gateway's.
+            router_argv = [router_exe, "--host", "127.0.0.1", "--port", str(router_port), "--policy", "round_robin",
+                           "--log-level", "warning", "--worker-urls"]
+        results["cross_core_wakeup"] = {"core1_to_core0": pingpong(1, 0, 3000), "within_core1": pingpong(1, 1, 3000)}
         for stream in (False, True):
             kind = "streaming" if stream else "non_streaming"
             # Rounds alternate direct and gateway so a noisy moment of the machine hits both alike.
@@ -196,23 +278,76 @@ def main() -> None:
             "direct": wrk_rate(paced_port, True, False, args.seconds, args.connections, tmp, "paced"),
             "gateway": wrk_rate(gw_port, True, True, args.seconds, args.connections, tmp, "paced"),
         }
+        if router_exe:
+            os.killpg(gw.pid, signal.SIGSTOP)  # the gateway sleeps while the router has core 0
+            try:
+                measure_router(results, router_argv, router_port, sim_port, paced_port, args, tmp)
+            finally:
+                os.killpg(gw.pid, signal.SIGCONT)
     finally:
-        for proc in (gw, sim, paced):
+        for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
 
-    print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway on core 0, sim + load generator on core 1")
-    print(f"{'':26}{'direct p50':>12}{'gateway p50':>12}{'added p50':>11}{'added p99':>11}  (ms, one connection)")
-    for kind in ("non_streaming", "streaming"):
-        r = results[f"latency_{kind}"]
-        print(f"{kind:26}{r['direct_p50_ms']:12.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:11.3f}{r['added_p99_ms']:11.3f}")
-    print(f"{'':26}{'direct req/s':>14}{'gateway req/s':>15}  ({args.connections} connections, {args.seconds} s)")
-    for kind in ("non_streaming", "streaming", "streaming_paced"):
-        r = results[f"rate_{kind}"]
-        print(f"{kind:26}{r['direct']['req_per_s']:14.0f}{r['gateway']['req_per_s']:15.0f}"
-              f"  errors: {r['gateway']['non_2xx']} non-2xx, {r['gateway']['socket_errors'] or 'no socket errors'}")
+    report(results, args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def measure_router(results: dict, argv: list[str], port: int, sim_port: int, paced_port: int, args, tmp: Path) -> None:
+    """The same latency and rate runs through vllm-router, one worker (sim) at a time."""
+    for worker, model in ((sim_port, "chat"), (paced_port, "paced")):
+        router = start([*argv, f"http://127.0.0.1:{worker}"], 0, tmp / f"router-{model}.log")
+        try:
+            wait_router(port)
+            if model == "chat":
+                for stream in (False, True):
+                    kind = "streaming" if stream else "non_streaming"
+                    via = []
+                    for _ in range(args.rounds):
+                        via += latencies(port, stream, False, args.requests // args.rounds)
+                    r = results[f"latency_{kind}"]
+                    r["router_p50_ms"], r["router_p99_ms"] = pct(via, 50), pct(via, 99)
+                    r["router_added_p50_ms"] = pct(via, 50) - r["direct_p50_ms"]
+                    r["router_added_p99_ms"] = pct(via, 99) - r["direct_p99_ms"]
+                for stream in (False, True):
+                    kind = "streaming" if stream else "non_streaming"
+                    results[f"rate_{kind}"]["vllm_router"] = wrk_rate(port, stream, False, args.seconds, args.connections, tmp)
+            else:
+                results["rate_streaming_paced"]["vllm_router"] = wrk_rate(
+                    port, True, False, args.seconds, args.connections, tmp, "paced"
+                )
+        finally:
+            os.killpg(router.pid, signal.SIGTERM)
+            router.wait(30)
+
+
+def report(results: dict, args) -> None:
+    router = "vllm_router" in results["rate_non_streaming"]
+    print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway (and vllm-router) on core 0, sim + load "
+          f"generator on core 1{'; SCHED_FIFO' if args.realtime else ''}")
+    w = results["cross_core_wakeup"]
+    print(f"cross-core wakeup (one-byte ping-pong): core 1 -> 0 p50 {w['core1_to_core0']['p50_us']:.0f} us, "
+          f"p99 {w['core1_to_core0']['p99_us']:.0f} us; within core 1 p50 {w['within_core1']['p50_us']:.0f} us, "
+          f"p99 {w['within_core1']['p99_us']:.0f} us (a gateway request crosses cores 4 times, a direct one none)")
+    head = f"{'':16}{'direct p50':>11}{'gateway p50':>12}{'added p50':>10}{'added p99':>10}"
+    print(head + (f"{'router p50':>11}{'added p50':>10}{'added p99':>10}" if router else "") + "  (ms, one connection)")
+    for kind in ("non_streaming", "streaming"):
+        r = results[f"latency_{kind}"]
+        line = f"{kind:16}{r['direct_p50_ms']:11.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:10.3f}{r['added_p99_ms']:10.3f}"
+        if router:
+            line += f"{r['router_p50_ms']:11.3f}{r['router_added_p50_ms']:10.3f}{r['router_added_p99_ms']:10.3f}"
+        print(line)
+    print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'router req/s':>14}" if router else "")
+          + f"  ({args.connections} connections, {args.seconds} s; router: no auth, queue, usage)")
+    for kind in ("non_streaming", "streaming", "streaming_paced"):
+        r = results[f"rate_{kind}"]
+        line = f"{kind:16}{r['direct']['req_per_s']:13.0f}{r['gateway']['req_per_s']:15.0f}"
+        if router:
+            line += f"{r['vllm_router']['req_per_s']:14.0f}"
+        errors = [f"{name}: {r[name]['non_2xx']} non-2xx, {r[name]['socket_errors'] or 'no socket errors'}"
+                  for name in ("gateway", "vllm_router") if name in r]
+        print(line + "  " + "; ".join(errors))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 from flotilla.bench.datasets import PromptSample
 from flotilla.bench.metrics import RequestRecord
 from flotilla.bench.request import StreamingExchange, request_body
+from flotilla.transport import BodyBroken
 
 
 def chat_chunk(content: str | None = None, role: str | None = None, finish: str | None = None) -> bytes:
@@ -48,7 +49,8 @@ def feed(reads: list[tuple[float, bytes]], status: int = 200, start: float = 10.
         loop.close()
 
 
-def test_timings_from_content_chunks():
+def test_timings_as_vllm_defines_them():
+    """Issue 9 item 13: any chunk with `choices` is a token event; E2EL ends at the last one."""
     r = feed(
         [
             (10.050, chat_chunk(role="assistant", content="") + chat_chunk("Hello")),
@@ -59,24 +61,31 @@ def test_timings_from_content_chunks():
     )
     assert r.success and r.status == "200"
     assert r.ttft == pytest.approx(0.050)
-    assert r.itl == pytest.approx([0.010, 0.015])
-    assert r.latency == pytest.approx(0.076)  # the last data event, the usage chunk, ends E2EL
+    assert r.itl == pytest.approx([0.0, 0.010, 0.015])  # the role chunk and "Hello" arrived in one read
+    assert r.latency == pytest.approx(0.075)  # the last token chunk; the usage-only chunk does not count
     assert (r.prompt_tokens, r.output_tokens) == (12, 3)
 
 
-def test_role_only_and_empty_chunks_are_not_tokens():
+def test_role_only_and_empty_chunks_are_token_events_comments_are_not():
     r = feed(
         [
-            (10.020, chat_chunk(role="assistant", content="")),  # vLLM's opening chunk: no token yet
-            (10.040, chat_chunk("")),  # empty content
-            (10.050, b": keep-alive\n\n"),  # SSE comment
+            (10.020, chat_chunk(role="assistant", content="")),  # vLLM's opening chunk counts in vLLM's benchmark
+            (10.040, chat_chunk("")),  # so does an empty content
+            (10.050, b": keep-alive\n\n"),  # an SSE comment does not
             (10.100, chat_chunk("first")),
-            (10.110, chat_chunk("second")),
             (10.111, usage_chunk(5, 2) + DONE),
         ]
     )
-    assert r.ttft == pytest.approx(0.100)
-    assert r.itl == pytest.approx([0.010])
+    assert r.ttft == pytest.approx(0.020)
+    assert r.itl == pytest.approx([0.020, 0.060])
+    assert r.latency == pytest.approx(0.100)
+
+
+def test_sse_variants_done_without_space_unterminated_last_event_bare_cr():
+    """Issue 9 item 7, in the benchmark's reader."""
+    r = feed([(10.01, chat_chunk("a").replace(b"\n", b"\r")), (10.02, b"data:" + chat_chunk("b")[6:].rstrip())])
+    assert r.success and r.ttft == pytest.approx(0.01) and r.itl == pytest.approx([0.01])
+    assert r.output_tokens == 2  # no usage event: the two token events
 
 
 def test_events_split_across_reads_and_crlf_line_ends():
@@ -92,8 +101,8 @@ def test_events_split_across_reads_and_crlf_line_ends():
 def test_completions_text_chunks():
     text = lambda s: b"data: " + orjson.dumps({"choices": [{"index": 0, "text": s}]}) + b"\n\n"  # noqa: E731
     r = feed([(10.01, text("")), (10.02, text("x")), (10.03, text("y")), (10.04, usage_chunk(4, 2) + DONE)])
-    assert r.ttft == pytest.approx(0.02)
-    assert r.itl == pytest.approx([0.01])
+    assert r.ttft == pytest.approx(0.01)  # an empty text is a token event, as in vLLM
+    assert r.itl == pytest.approx([0.01, 0.01])
 
 
 def test_without_usage_tokens_fall_back_to_content_chunks_and_prompt_estimate():
@@ -131,7 +140,7 @@ def test_cut_stream_is_a_stream_failure():
         exchange = StreamingExchange(record, 1.0, loop.create_future())
         exchange.on_head(200, {}, 1.01)
         exchange.on_body(chat_chunk("a"), 1.02)
-        exchange.on_failure("connection closed by the server", True, 1.03)
+        exchange.on_failure(BodyBroken("the connection was closed before the response ended"), 1.03)
         assert record.status == "stream" and not record.success
     finally:
         loop.close()

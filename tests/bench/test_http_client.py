@@ -241,3 +241,50 @@ async def test_content_length_body_split_across_reads():
         await server.wait_closed()
     assert r.status == "503"
     assert r.error == "x" * 300  # the message from the JSON error body, shortened
+
+
+async def _raw_server(script) -> tuple[asyncio.AbstractServer, str]:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(len(b'{"stream": true}'))
+        await script(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+
+
+async def test_close_delimited_stream_cut_by_a_reset_is_a_failure():
+    """Issue 9 item 6: the old client took a reset as the clean end of a body without length."""
+    import struct
+
+    async def cut(writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + chunk("a"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server, url = await _raw_server(cut)
+    transport = LeanTransport(url, "/x", timeout_s=10)
+    try:
+        r = await send(transport)
+    finally:
+        await transport.close()
+        server.close()
+    assert not r.success and r.status == "stream" and "reset" in r.error
+
+
+async def test_bad_status_line_is_a_recorded_protocol_error():
+    """Issue 9 item 6: the old client raised ValueError out of data_received."""
+    async def bad(writer):
+        writer.write(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    server, url = await _raw_server(bad)
+    transport = LeanTransport(url, "/x", timeout_s=10)
+    try:
+        r = await send(transport)
+    finally:
+        await transport.close()
+        server.close()
+    assert not r.success and r.status == "connection" and "invalid HTTP response" in r.error

@@ -15,7 +15,6 @@ import yaml
 
 from conftest import CHART, EXAMPLES, container, env_map, find, model_spec, one, render
 from flotilla.chart.helm import HelmError, find_helm
-from flotilla.spec.gateway import GatewaySpec
 from flotilla.spec.loader import SpecError, parse_spec
 
 GPU = {"engine": "vllm", "vllm": {"model": "org/m"}}
@@ -252,10 +251,13 @@ def test_one_knob_sets_ingress_route_and_gateway_timeouts():
     assert annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] == "1800"
     spec = yaml.safe_load(one(docs, "ConfigMap", "rel-flotilla")["data"]["flotilla.yaml"])
     assert spec["gateway"]["maxQueueWaitS"] == 1800
-    # Today's gateway bounds each upstream response with upstreamTimeoutS (600 s by default): it
-    # must not cut a stream the Ingress still allows.
-    if "upstream_timeout_s" in GatewaySpec.model_fields:
-        assert spec["gateway"]["upstreamTimeoutS"] == 1800
+    # The gateway's wait for an engine's first byte (600 s by default) follows the knob; a stream as a
+    # whole is bounded only by its silences (idleTimeoutS) and the Ingress.
+    assert spec["gateway"]["firstByteTimeoutS"] == 1800 and "upstreamTimeoutS" not in spec["gateway"]
+    values["gateway"]["upstreamTimeoutS"] = 900  # the deprecated name, given: it is not contradicted
+    deprecated = yaml.safe_load(one(render(values), "ConfigMap", "rel-flotilla")["data"]["flotilla.yaml"])["gateway"]
+    assert deprecated["upstreamTimeoutS"] == 900 and "firstByteTimeoutS" not in deprecated
+    del values["gateway"]["upstreamTimeoutS"]
     values["ingress"] = {"enabled": False}
     values["httpRoute"] = {"enabled": True, "parentRefs": [{"name": "gw"}]}
     assert one(render(values), "HTTPRoute")["spec"]["rules"][0]["timeouts"] == {"request": "1800s", "backendRequest": "1800s"}

@@ -100,7 +100,9 @@ def test_a_killed_engine_is_restarted_while_requests_keep_succeeding(tmp_path, u
     assert restarted["engines"][0]["port"] == victim["port"]  # the gateway's endpoint stays valid
     assert restarted["engines"][1]["pid"] == state["engines"][1]["pid"]  # the other replica untouched
     failures = [o for o in outcomes if o != "ok"]
-    assert failures == [], failures
+    # The one request the engine was computing when it was killed may fail (502): the gateway never
+    # sends a request again once an engine may have started on it. Every other request succeeds.
+    assert len(failures) <= 1 and all("502" in f and "before any answer" in f for f in failures), failures
     up_log = (up.run_dir / "up.log").read_text()
     assert f"engine-sim-0 (pid {victim['pid']}) exited with code -9" in up_log
     assert "==== flotilla: restart 1" in Path(victim["log"]).read_text()

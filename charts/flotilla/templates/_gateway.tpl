@@ -36,8 +36,9 @@ reach a ConfigMap. The gateway's timeouts follow gateway.requestTimeoutS unless 
 {{- end -}}
 {{- /* One timeout knob: a request the Ingress would cut is not queued or awaited longer by the gateway. */ -}}
 {{- $timeout := include "flotilla.requestTimeout" . | int -}}
-{{- range $key := list "maxQueueWaitS" "upstreamTimeoutS" -}}
-{{- if and (has $key $defaults.gatewayKeys) (kindIs "invalid" (index $gateway $key)) -}}
+{{- /* firstByteTimeoutS bounds the wait for an engine's answer; upstreamTimeoutS is its deprecated name. */ -}}
+{{- range $key := list "maxQueueWaitS" "firstByteTimeoutS" -}}
+{{- if and (has $key $defaults.gatewayKeys) (kindIs "invalid" (index $gateway $key)) (or (ne $key "firstByteTimeoutS") (kindIs "invalid" (index $gateway "upstreamTimeoutS"))) -}}
 {{- $_ := set $gateway $key $timeout -}}
 {{- end -}}
 {{- end -}}

@@ -27,6 +27,7 @@ from flotilla.bench.request import CONNECTION, StreamingExchange, Transport
 from flotilla.bench.runner import StepRunner
 from flotilla.sim.testing import SimProcess
 from flotilla.spec.engines import SimOptions
+from flotilla.transport import TransportError
 
 
 class AiohttpTransport:
@@ -53,7 +54,7 @@ class AiohttpTransport:
                     exchange.on_body(chunk, time.perf_counter())
             exchange.on_complete(time.perf_counter())
         except (TimeoutError, aiohttp.ClientError) as exc:
-            exchange.on_failure(f"{type(exc).__name__}: {exc}", exchange.received_anything, time.perf_counter())
+            exchange.on_failure(TransportError(f"{type(exc).__name__}: {exc}"), time.perf_counter())
             if not record.status:
                 record.status = CONNECTION
         record.finished = time.perf_counter() - clock_zero

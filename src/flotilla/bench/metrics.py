@@ -1,8 +1,8 @@
 """Benchmark metrics, defined as vLLM's serving benchmark defines them (vllm/benchmarks/serve.py).
 
-- TTFT: first chunk carrying `choices` minus the send time.
+- TTFT: first chunk carrying a non-empty `choices` minus the send time.
 - ITL: the gaps between successive chunks carrying `choices` (all requests pooled).
-- E2EL: the last data chunk minus the send time.
+- E2EL: the last chunk carrying `choices` minus the send time (the usage-only chunk does not count).
 - TPOT: (e2el - ttft) / (output_tokens - 1), only for requests with more than one output token;
   for goodput such a request's TPOT counts as 0.
 - Throughputs divide by the benchmark duration; input tokens count successful requests only.

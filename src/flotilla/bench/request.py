@@ -1,12 +1,18 @@
-"""One streaming OpenAI request, timed the way vLLM's benchmark times it.
+"""One streaming OpenAI request, timed exactly the way vLLM's serving benchmark times it
+(vllm/benchmarks/lib/endpoint_request_func.py).
 
 The clock starts before a connection is taken (a new connection's set-up counts, as it does for a
-real client). As in vLLM's benchmark, a `data:` event carrying `choices` is a token event (TTFT,
-then ITL gaps) and the last `data:` event ends E2E latency; unlike it, a chunk whose choice carries
-no output (the role-only opening chunk of a chat stream, an empty text) is not a token event, so
-ITL holds the gaps between content chunks only and TTFT is the first content. Token counts come from the `usage` event
-(`stream_options.include_usage`); without one, output tokens fall back to the number of token
-events and input tokens to the prompt's estimate, and the record says so.
+real client). A `data:` event whose JSON has a non-empty `choices` is a token event, whatever the
+choice holds (the role-only opening chunk of a chat stream and an empty text count, as in vLLM):
+the first one gives TTFT, the gaps between successive ones ITL, and the last one ends E2E latency
+(the usage-only chunk and `[DONE]` do not). Token counts come from the `usage` event
+(`stream_options.include_usage`).
+
+Named deviations from vLLM: events are stamped when the network read that completed them arrived
+(vLLM stamps each as it parses it, a few microseconds later); without a usage event, output tokens
+fall back to the number of token events (vLLM re-tokenizes the text) and input tokens to the
+prompt's estimate, and the record says so; a stream carrying an error event, or cut off before
+its end, is a failure (vLLM counts any stream with one token event a success).
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from flotilla.bench.datasets import PromptSample
-from flotilla.bench.http import ConnectionPool
 from flotilla.bench.metrics import RequestRecord
+from flotilla.transport import ConnectError, ConnectionPool, TotalTimeout, TransportError
+from flotilla.transport.sse import SSEReader, event_data, split_events
 
 _ERROR_BODY_LIMIT = 2048
 
@@ -56,22 +63,11 @@ def request_headers(token: str | None) -> dict[str, str]:
 
 
 class StreamingExchange:
-    """Receives one response (see http.ResponseSink) and fills its RequestRecord."""
+    """Receives one response (a `flotilla.transport.ResponseSink`) and fills its RequestRecord."""
 
     __slots__ = (
-        "record",
-        "start",
-        "future",
-        "status",
-        "_sse",
-        "_error_body",
-        "_first",
-        "_last_token",
-        "_last_event",
-        "_token_events",
-        "_stream_error",
-        "usage_reported",
-        "received_anything",
+        "record", "start", "future", "status", "_sse", "_error_body", "_first", "_last_token", "_token_events",
+        "_stream_error", "usage_reported",
     )
 
     def __init__(self, record: RequestRecord, start: float, future: asyncio.Future[None]) -> None:
@@ -79,72 +75,61 @@ class StreamingExchange:
         self.start = start
         self.future = future
         self.status = 0
-        self._sse = b""
+        self._sse = SSEReader()
         self._error_body = bytearray()
         self._first = 0.0
         self._last_token = 0.0
-        self._last_event = 0.0
         self._token_events = 0
         self._stream_error = ""
         self.usage_reported = False
-        self.received_anything = False
 
     def on_head(self, status: int, headers: dict[str, str], t: float) -> None:
         self.status = status
-        self.received_anything = True
 
     def on_body(self, data: bytes, t: float) -> None:
         if self.status != 200:
             if len(self._error_body) < _ERROR_BODY_LIMIT:
                 self._error_body += data[: _ERROR_BODY_LIMIT - len(self._error_body)]
             return
-        buf = self._sse + data if self._sse else data
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        events = buf.split(b"\n\n")
-        self._sse = events.pop()
-        for event in events:
-            self._on_event(event, t)
+        block = self._sse.feed(data)
+        if block:
+            self._on_block(block, t)
 
-    def _on_event(self, event: bytes, t: float) -> None:
-        if event.startswith(b"data: ") and b"\n" not in event:
-            payload = event[6:]  # the usual one-line event
-        else:
-            payload = b""
-            for line in event.split(b"\n"):
-                if line.startswith(b"data:"):
-                    part = line[5:].strip()
-                    payload = payload + b"\n" + part if payload else part
-        if not payload or payload == b"[DONE]":
-            return  # comments (keep-alive pings), other fields, and the end marker carry no timing
-        try:
-            message = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self._stream_error = self._stream_error or "stream event is not JSON"
-            return
-        if not isinstance(message, dict):
-            return
-        self._last_event = t
-        choices = message.get("choices")
-        if choices and _carries_output(choices[0]):
-            if self._token_events == 0:
-                self._first = t
-            else:
-                self.record.itl.append(t - self._last_token)
-            self._last_token = t
-            self._token_events += 1
-        usage = message.get("usage")
-        if usage:
-            self.usage_reported = True
-            self.record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            self.record.output_tokens = int(usage.get("completion_tokens") or 0)
-        error = message.get("error")
-        if error:
-            text = error.get("message") if isinstance(error, dict) else str(error)
-            self._stream_error = f"error event in stream: {str(text)[:200]}"
+    def _on_block(self, block: bytes, t: float) -> None:
+        for event in split_events(block):
+            payload = event_data(event)
+            if payload is None or payload == b"[DONE]":
+                continue  # comments (keep-alive pings), other fields, and the end marker carry no timing
+            try:
+                message = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                self._stream_error = self._stream_error or "stream event is not JSON"
+                continue
+            if not isinstance(message, dict):
+                continue
+            if message.get("choices"):
+                if self._token_events == 0:
+                    self._first = t
+                else:
+                    self.record.itl.append(t - self._last_token)
+                self._last_token = t
+                self._token_events += 1
+            usage = message.get("usage")
+            if isinstance(usage, dict):
+                self.usage_reported = True
+                self.record.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+                self.record.output_tokens = int(usage.get("completion_tokens") or 0)
+            error = message.get("error")
+            if error:
+                text = error.get("message") if isinstance(error, dict) else str(error)
+                self._stream_error = f"error event in stream: {str(text)[:200]}"
 
     def on_complete(self, t: float) -> None:
         record = self.record
+        if self.status == 200:
+            tail = self._sse.finish()  # a last event without its blank line
+            if tail:
+                self._on_block(tail, t)
         if self.status != 200:
             record.status = str(self.status)
             record.error = _error_message(bytes(self._error_body))
@@ -158,37 +143,24 @@ class StreamingExchange:
             record.status = "200"
             record.success = True
             record.ttft = self._first - self.start
-            record.latency = self._last_event - self.start
+            record.latency = self._last_token - self.start
             if not self.usage_reported:
                 record.output_tokens = self._token_events
         self._resolve()
 
-    def on_failure(self, error: str, received_anything: bool, t: float) -> None:
+    def on_failure(self, error: TransportError, t: float) -> None:
         record = self.record
-        if error == TIMEOUT:
+        if isinstance(error, TotalTimeout):
             record.status = TIMEOUT
             record.error = "no complete response within the timeout"
         else:
             record.status = STREAM if self.status == 200 else CONNECTION
-            record.error = error
-        self.received_anything = self.received_anything or received_anything
+            record.error = str(error)
         self._resolve()
 
     def _resolve(self) -> None:
         if not self.future.done():
             self.future.set_result(None)
-
-
-def _carries_output(choice: object) -> bool:
-    """A chunk with generated output; a role-only or empty-text chunk is not a token event."""
-    if not isinstance(choice, dict):
-        return False
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        return bool(
-            delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or delta.get("tool_calls")
-        )
-    return bool(choice.get("text"))
 
 
 def _error_message(body: bytes) -> str:
@@ -211,38 +183,35 @@ class RequestTarget:
 
 
 async def perform(target: RequestTarget, request: bytes, record: RequestRecord, clock_zero: float) -> bool:
-    """Send `request`, wait for the whole response, fill `record`. Returns whether usage was reported.
+    """Send `request` once, wait for the whole response, fill `record`. Returns whether usage was reported.
 
-    A reused keep-alive connection that the server closed while idle fails before any byte
-    arrives; that attempt is retried once on a new connection (the clock keeps running).
-    """
+    The pool hands out an idle keep-alive connection only after checking it is still open, so a
+    request is never sent twice (an engine may have started on the first copy)."""
     loop = asyncio.get_running_loop()
     start = time.perf_counter()
     record.sent = start - clock_zero
-    for attempt in range(2):
-        try:
-            conn = await target.pool.acquire()
-        except (TimeoutError, OSError) as exc:
-            record.status = CONNECTION
-            record.error = f"cannot connect to {target.pool.host}:{target.pool.port}: {exc or 'timed out'}"
-            record.finished = time.perf_counter() - clock_zero
-            return False
-        reused = conn.reused
-        future: asyncio.Future[None] = loop.create_future()
-        exchange = StreamingExchange(record, start, future)
-        remaining = target.timeout_s - (time.perf_counter() - start)
-        timer = loop.call_later(max(0.0, remaining), conn.abort, TIMEOUT)
-        conn.send(request, exchange)
-        try:
-            await future
-        finally:
-            timer.cancel()
-        retry = attempt == 0 and reused and record.status == CONNECTION and not exchange.received_anything
-        if not retry:
-            record.finished = time.perf_counter() - clock_zero
-            return exchange.usage_reported
-        record.status, record.error = "", ""
-    raise AssertionError("unreachable")
+    try:
+        conn = await target.pool.acquire()
+    except ConnectError as exc:
+        record.status = CONNECTION
+        record.error = str(exc)
+        record.finished = time.perf_counter() - clock_zero
+        return False
+    future: asyncio.Future[None] = loop.create_future()
+    exchange = StreamingExchange(record, start, future)
+    remaining = target.timeout_s - (time.perf_counter() - start)
+    timer = loop.call_later(
+        max(0.0, remaining), conn.abort, TotalTimeout("no complete response within the timeout"), exchange
+    )
+    conn.send(request, exchange)
+    try:
+        await future
+    finally:
+        timer.cancel()
+        if not future.done():  # cancelled: the connection cannot carry another request
+            conn.discard()
+    record.finished = time.perf_counter() - clock_zero
+    return exchange.usage_reported
 
 
 class Transport(Protocol):
@@ -257,10 +226,10 @@ class Transport(Protocol):
 
 
 class LeanTransport:
-    """The asyncio-protocol client of http.py with keep-alive pooling."""
+    """The shared transport's connection pool (flotilla.transport), a sink per request."""
 
     def __init__(self, base_url: str, path: str, timeout_s: float) -> None:
-        self.pool = ConnectionPool(base_url, connect_timeout_s=min(30.0, timeout_s))
+        self.pool = ConnectionPool(base_url, connect_timeout=min(30.0, timeout_s))
         self.target = RequestTarget(self.pool, path, timeout_s)
 
     @property

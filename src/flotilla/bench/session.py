@@ -12,7 +12,6 @@ from rich.console import Console
 
 from flotilla.bench.config import BenchPlan
 from flotilla.bench.datasets import PromptSample
-from flotilla.bench.http import ConnectionPool
 from flotilla.bench.metrics import RequestRecord
 from flotilla.bench.progress import show_progress
 from flotilla.bench.report_console import print_report
@@ -20,6 +19,7 @@ from flotilla.bench.report_html import write_html
 from flotilla.bench.report_json import write_json
 from flotilla.bench.request import RequestTarget, perform, request_body, request_headers
 from flotilla.bench.runner import StepResult, StepRunner
+from flotilla.transport import ConnectionPool
 
 PREFLIGHT_TIMEOUT_S = 120.0
 

@@ -22,13 +22,14 @@ from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.protocol import RequestPayloadError, describe_protocol_error
-from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.relay import EventStreamResponse, RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
-from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
+from flotilla.gateway.upstream import MID_STREAM, gateway_error, replica_at_fault, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
 from flotilla.store import UsageRecord
 from flotilla.store.records import token_count
+from flotilla.transport import HttpClient, TransportError
 
 log = logging.getLogger("flotilla.gateway")
 
@@ -63,7 +64,7 @@ class GatewayHandlers:
         models: dict[str, ServedModel],
         tokens: TokenCache,
         dispatcher: Dispatcher,
-        upstream: UpstreamClient,
+        upstream: HttpClient,
         usage: UsageRecorder,
         metrics: GatewayMetrics,
         *,
@@ -202,6 +203,9 @@ class GatewayHandlers:
     async def _dispatch_and_relay(
         self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record, result: RelayResult
     ) -> web.StreamResponse:
+        """Send the request once. Only a failure to connect (the engine provably never saw it) is
+        tried again, on another replica; from the write on, the engine may be generating an answer
+        and sending it again would make a hung engine compute the same prompt over and over."""
         headers = {"Content-Type": "application/json", "X-Request-Id": ticket.request_id, **served.upstream_headers}
         last_error = ""
         for attempt in range(self.max_attempts):
@@ -216,7 +220,9 @@ class GatewayHandlers:
                     body = await served.prefill.run(ticket, request.path, body, headers)
                 try:
                     upstream = await self.upstream.post(replica.url, request.path, body, headers)
-                except UpstreamUnreachable as exc:
+                except TransportError as exc:
+                    if not exc.retry_safe:
+                        raise
                     failed = True
                     last_error = f"{replica.label}: {exc}"
                     self.metrics.observe_retry(served.spec.name)
@@ -225,27 +231,32 @@ class GatewayHandlers:
                     if parsed.stream and upstream.status == 200:
                         return await self._relay_stream(request, upstream, parsed, ticket.request_id, result)
                     return await relay_whole(upstream, ticket.request_id, result)
-            except UpstreamBroken as exc:
-                raise errors.GatewayError(
-                    502, f"The engine of model '{served.spec.name}' failed to answer ({exc}).",
-                    type="server_error", code="upstream_broken",
-                ) from None
+            except TransportError as exc:  # the client's response has not started: answer with an error
+                failed = replica_at_fault(exc)  # no new work for it until its health check passes
+                raise gateway_error(exc, served.spec.name, replica.label) from None
             finally:
-                self.dispatcher.release(lease, replica_failed=failed)
-        raise errors.GatewayError(
-            502,
-            f"Could not reach a replica of model '{served.spec.name}' after {self.max_attempts} attempts ({last_error}).",
-            type="server_error",
-            code="upstream_unreachable",
-        )
+                self.dispatcher.release(lease, replica_failed=failed or result.replica_failed)
+        raise unreachable_error(served.spec.name, self.max_attempts, last_error)
 
     async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> web.StreamResponse:
-        response = web.StreamResponse(
+        response = EventStreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id},
         )
         await response.prepare(request)
-        await StreamRelay(parsed.client_wants_usage, result).run(upstream, response)
+        # From here on the response has started: whatever fails ends the stream, never a second head.
+        try:
+            await StreamRelay(parsed.client_wants_usage, result).run(upstream, response)
+        except Exception:
+            log.exception("relay of request %s failed", request_id)
+            result.status, result.outcome = 502, MID_STREAM
+            try:
+                await response.write(
+                    errors.sse_error_event("The gateway failed in the middle of the stream.", "server_error", 500)
+                    + b"data: [DONE]\n\n"
+                )
+            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+                result.outcome = "client_disconnected"
         if result.outcome != "client_disconnected":
             try:
                 await response.write_eof()

@@ -20,7 +20,8 @@ import orjson
 from flotilla.gateway import errors
 from flotilla.gateway.dispatch import Dispatcher, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.replica_groups import prefill_pool_name
-from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
+from flotilla.gateway.upstream import replica_at_fault
+from flotilla.transport import HttpClient, TransportError
 
 log = logging.getLogger("flotilla.gateway.disagg")
 
@@ -57,7 +58,7 @@ def decode_body(payload: dict, kv_transfer_params: dict | None) -> bytes:
 class PrefillStep:
     model: str
     dispatcher: Dispatcher
-    upstream: UpstreamClient
+    upstream: HttpClient
     max_attempts: int = 3
 
     async def run(self, ticket: Ticket, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -76,15 +77,18 @@ class PrefillStep:
             try:
                 try:
                     response = await self.upstream.post(lease.replica.url, path, request, headers)
-                except UpstreamUnreachable as exc:
-                    failed, last_error = True, f"{lease.replica.label}: {exc}"
-                    continue
-                async with response:
-                    raw = await response.read()
-                    status = response.status
-            except UpstreamBroken as exc:
-                raise errors.GatewayError(502, f"The prefill replica of '{self.model}' failed to answer ({exc}).",
-                                          type="server_error", code="prefill_failed") from None
+                    async with response:
+                        raw = await response.read()
+                        status = response.status
+                except TransportError as exc:
+                    failed = replica_at_fault(exc)
+                    if exc.retry_safe:  # never reached the engine: another prefill replica may
+                        last_error = f"{lease.replica.label}: {exc}"
+                        continue
+                    raise errors.GatewayError(
+                        502, f"The prefill replica of '{self.model}' failed to answer ({exc}).",
+                        type="server_error", code="prefill_failed",
+                    ) from None
             finally:
                 self.dispatcher.release(lease, replica_failed=failed)
             if status != 200:

@@ -1,7 +1,8 @@
-"""Sending a request to a replica and relaying its answer, streamed chunk by chunk as it arrives."""
+"""Relaying a replica's answer to the client: whole, or streamed event by event as it arrives."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -10,15 +11,19 @@ import orjson
 from aiohttp import web
 
 from flotilla.gateway.errors import sse_error_event
-from flotilla.gateway.upstream import UpstreamBroken, UpstreamResponse
+from flotilla.gateway.upstream import MID_STREAM, replica_at_fault, stream_failure_text
+from flotilla.transport import Response, TransportError
+from flotilla.transport.sse import SSEReader, event_data, split_events
 
-_DONE = b"data: [DONE]"
+_DONE_DATA = b"[DONE]"
+_DONE_EVENT = b"data: [DONE]"
 _USAGE = b'"usage"'
 _NULL_USAGE = (b'"usage":null', b'"usage": null')
-# Token-bearing fields of chat and completion chunks, for engines that report no usage on streams.
-# Compact (orjson, vLLM) and spaced (Python's json.dumps, llama-cpp-python) separators.
-_CONTENT = (b'"content":"', b'"text":"', b'"content": "', b'"text": "')
-_EMPTY_CONTENT = (b'"content":""', b'"text":""', b'"content": ""', b'"text": ""')
+# Non-empty token-bearing fields of chat and completion chunks, for engines that report no usage on
+# streams; compact (orjson, vLLM) and spaced (json.dumps, llama-cpp-python) separators. One scan.
+_CONTENT = re.compile(rb'"(?:content|text)": ?"[^"]')
+# After [DONE] only the end of the body is awaited: an engine that then hangs is not waited for long.
+AFTER_DONE_IDLE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -31,6 +36,7 @@ class RelayResult:
     completion_tokens: int | None = None
     first_byte_at: float | None = None  # monotonic time the first streamed chunk went out
     complete: bool = False  # the engine's whole answer was received
+    replica_failed: bool = False  # the engine's connection broke (not a timeout): route around it
 
 
 def _usage_of(payload: dict) -> tuple[int | None, int | None]:
@@ -40,8 +46,9 @@ def _usage_of(payload: dict) -> tuple[int | None, int | None]:
     return usage.get("prompt_tokens"), usage.get("completion_tokens")
 
 
-async def relay_whole(upstream: UpstreamResponse, request_id: str, result: RelayResult) -> web.Response:
-    """A non-streamed answer: the engine's status and body, unchanged."""
+async def relay_whole(upstream: Response, request_id: str, result: RelayResult) -> web.Response:
+    """A non-streamed answer: the engine's status and body, unchanged. Raises TransportError if the
+    body breaks off (nothing has been sent to the client yet, so the caller can still answer)."""
     body = await upstream.read()
     result.status, result.outcome, result.complete = upstream.status, "ok" if upstream.status < 400 else "upstream_error", True
     if upstream.status == 200:
@@ -49,20 +56,27 @@ async def relay_whole(upstream: UpstreamResponse, request_id: str, result: Relay
             result.prompt_tokens, result.completion_tokens = _usage_of(orjson.loads(body))
         except (orjson.JSONDecodeError, AttributeError):
             pass
-    response = web.Response(
+    return web.Response(
         status=upstream.status,
         body=body,
         headers={"Content-Type": upstream.headers.get("content-type", "application/json"), "x-request-id": request_id},
     )
-    return response
+
+
+class EventStreamResponse(web.StreamResponse):
+    """The client's event stream. Its head leaves with the first event, in one write instead of two
+    (a private switch of aiohttp >= 3.12; older versions send the head at once, as before)."""
+
+    _send_headers_immediately = False
 
 
 class StreamRelay:
     """Relays an engine's server-sent events to the client.
 
     Usage is read from the engine's usage chunk (the gateway always asks for one); that chunk is
-    passed on only if the client asked for it. If the engine's stream breaks before `[DONE]`, the
-    client's stream ends with an error event instead of just stopping.
+    passed on only if the client asked for it. The stream ends at the engine's `[DONE]`: whatever
+    follows it (bytes, a reset) is not the client's concern. If the engine's stream breaks before
+    `[DONE]`, the client's stream ends with an error event and `[DONE]` instead of just stopping.
     """
 
     def __init__(self, client_wants_usage: bool, result: RelayResult) -> None:
@@ -72,28 +86,37 @@ class StreamRelay:
         result.status, result.outcome = 200, "ok"
 
     def _filter(self, block: bytes) -> bytes:
-        """Look at complete events that mention usage or [DONE]; pass everything else as it is."""
-        self.content_chunks += sum(block.count(c) for c in _CONTENT) - sum(block.count(e) for e in _EMPTY_CONTENT)
-        if _USAGE not in block and _DONE not in block:
+        """Whole events in, events for the client out: usage read (and dropped unless asked for),
+        `[DONE]` noted; anything after `[DONE]` dropped. Blocks without either pass unchanged."""
+        self.content_chunks += len(_CONTENT.findall(block))
+        if _USAGE not in block and _DONE_DATA not in block:
             return block
         kept = []
-        for event in block.split(b"\n\n"):
-            if not event:
-                continue
-            if event.startswith(_DONE):
+        for event in split_events(block):
+            data = event_data(event)
+            if data is None:
+                kept.append(event)
+            elif data == _DONE_DATA:
                 self.result.complete = True
-            elif _USAGE in event and not any(n in event for n in _NULL_USAGE):
-                payload = _event_json(event)
-                if payload is not None:
+                kept.append(_DONE_EVENT)  # `data:[DONE]` reaches the client in the usual spelling
+                break
+            elif _USAGE in data and not any(n in data for n in _NULL_USAGE):
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    payload = None
+                if isinstance(payload, dict):
                     prompt, completion = _usage_of(payload)
                     if prompt is not None or completion is not None:
                         self.result.prompt_tokens, self.result.completion_tokens = prompt, completion
                     if not self.client_wants_usage and payload.get("choices") == []:
                         continue  # the usage-only chunk the client did not ask for
-            kept.append(event)
+                kept.append(event)
+            else:
+                kept.append(event)
         return b"\n\n".join(kept) + b"\n\n" if kept else b""
 
-    async def run(self, upstream: UpstreamResponse, response: web.StreamResponse) -> RelayResult:
+    async def run(self, upstream: Response, response: web.StreamResponse) -> RelayResult:
         try:
             return await self._relay(upstream, response)
         finally:  # also when the client hangs up (cancellation) right after the last chunk
@@ -101,49 +124,46 @@ class StreamRelay:
                 # The engine sent no usage (llama-cpp-python streams one token per chunk): count them.
                 self.result.completion_tokens = self.content_chunks
 
-    async def _relay(self, upstream: UpstreamResponse, response: web.StreamResponse) -> RelayResult:
-        pending = b""
+    async def _relay(self, upstream: Response, response: web.StreamResponse) -> RelayResult:
+        reader = SSEReader()
+        result = self.result
         try:
-            async for data in upstream.iter_chunks():
-                pending += data
-                if b"\r" in pending:  # CRLF events (sse-starlette); normalised after joining, so a split CR/LF is caught
-                    pending = pending.replace(b"\r\n", b"\n")
-                cut = pending.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                block, pending = pending[: cut + 2], pending[cut + 2 :]
-                out = self._filter(block)
-                if out:
-                    if self.result.first_byte_at is None:
-                        self.result.first_byte_at = time.monotonic()
-                    await response.write(out)
-        except UpstreamBroken as exc:
-            return await self._broken(response, str(exc))
+            try:
+                async for data in upstream.iter_chunks():
+                    if result.complete:
+                        continue  # past [DONE]: read to the end so the connection can be reused
+                    block = reader.feed(data)
+                    if block and await self._send(response, self._filter(block)):
+                        upstream.set_idle_timeout(AFTER_DONE_IDLE_S)
+            except TransportError as exc:
+                if result.complete:
+                    return result  # the answer was whole; how the engine's connection ended does not matter
+                result.replica_failed = replica_at_fault(exc)
+                return await self._broken(response, stream_failure_text(exc))
+            if not result.complete:
+                await self._send(response, self._filter(reader.finish()))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            self.result.outcome = "client_disconnected"
-            return self.result
-        if not self.result.complete:
+            result.outcome = "client_disconnected"
+            return result
+        if not result.complete:
             return await self._broken(response, "the engine closed the stream before it finished")
-        return self.result
+        return result
+
+    async def _send(self, response: web.StreamResponse, out: bytes) -> bool:
+        """Write `out` to the client; True when it carried the end of the answer."""
+        if out:
+            if self.result.first_byte_at is None:
+                self.result.first_byte_at = time.monotonic()
+            await response.write(out)
+        return self.result.complete
 
     async def _broken(self, response: web.StreamResponse, why: str) -> RelayResult:
-        self.result.outcome = "upstream_died_mid_stream"
+        self.result.outcome = MID_STREAM
         self.result.status = 502
         try:
             await response.write(
-                sse_error_event(f"The model's engine failed in the middle of the stream ({why}).") + _DONE + b"\n\n"
+                sse_error_event(f"The model's engine failed in the middle of the stream ({why}).") + _DONE_EVENT + b"\n\n"
             )
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             self.result.outcome = "client_disconnected"
         return self.result
-
-
-def _event_json(event: bytes) -> dict | None:
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                payload = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return None
-            return payload if isinstance(payload, dict) else None
-    return None

@@ -22,7 +22,7 @@ from flotilla.gateway.replicas import ReplicaPool
 from flotilla.gateway.serve import serve
 from flotilla.gateway.served import served_models, upstream_headers
 from flotilla.gateway.speed import SpeedGovernor
-from flotilla.gateway.upstream import UpstreamClient
+from flotilla.gateway.upstream import upstream_client
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.gateway.usage_spool import UsageSpool, spool_path
 from flotilla.logs import configure_logging
@@ -95,11 +95,11 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         closers.append(tokens.close)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(total=g.upstream_timeout_s, sock_connect=g.connect_timeout_s),
+            timeout=aiohttp.ClientTimeout(total=g.first_byte_timeout_s, sock_connect=g.connect_timeout_s),
             auto_decompress=False,
         )
         closers.append(session.close)
-        upstream = UpstreamClient(connect_timeout=g.connect_timeout_s, read_timeout=g.upstream_timeout_s)
+        upstream = upstream_client(g)
         closers.append(upstream.close)
         usage = UsageRecorder(
             store, flush_interval_s=g.usage_flush_s, spool=UsageSpool(spool_path(g.database, g.usage_spool))

@@ -96,9 +96,11 @@ def parse_generation(body: dict[str, Any], chat: bool, max_model_len: int) -> Ge
     else:
         prompt_tokens = _completion_prompt_tokens(body.get("prompt"))
 
-    max_tokens = _optional_positive_int(body, "max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = _optional_positive_int(body, "max_tokens")
+    # Both are checked, as vLLM's request model does; the newer name wins when both are given.
+    max_completion_tokens = _optional_positive_int(body, "max_completion_tokens")
+    max_tokens = _optional_positive_int(body, "max_tokens")
+    if max_completion_tokens is not None:
+        max_tokens = max_completion_tokens
     n = body.get("n", 1)
     if n is not None and n != 1:
         raise bad_request(f"the sim generates one choice per request: `n` must be 1, got {n!r}", "n")

@@ -84,8 +84,22 @@ class GatewaySpec(GatewayDeploy):
         30.0, gt=0, description="How long requests wait for a model none of whose replicas is healthy, then 503."
     )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
-    upstream_timeout_s: float = Field(600.0, gt=0, description="Longest a single upstream response may take.")
-    connect_timeout_s: float = Field(3.0, gt=0)
+    connect_timeout_s: float = Field(3.0, gt=0, description="Longest wait for a connection to an engine.")
+    first_byte_timeout_s: float = Field(
+        600.0, gt=0,
+        description="Longest wait from sending a request to the first byte of the answer's body; a non-streamed "
+        "answer's first byte comes after the whole generation.",
+    )
+    idle_timeout_s: float = Field(
+        120.0, gt=0,
+        description="Longest silence between two pieces of an answer's body (a streamed answer may last any time).",
+    )
+    upstream_timeout_s: float | None = Field(
+        None, gt=0,
+        description="Deprecated: the old single whole-exchange timer. Read as firstByteTimeoutS when that is not "
+        "given; streams are bounded by idleTimeoutS instead.",
+        json_schema_extra={"deprecated": True},
+    )
     health_interval_s: float = Field(2.0, gt=0, description="How often replicas' /health and /metrics are read.")
     auth_refresh_s: float = Field(2.0, gt=0, description="Revocations and new tokens take effect within this.")
     usage_flush_s: float = Field(1.0, gt=0, description="Usage records are written in batches this often.")
@@ -113,6 +127,17 @@ class GatewaySpec(GatewayDeploy):
         if not url.startswith(("sqlite", "postgresql", "mysql", "mariadb")):
             raise ValueError(f"database URL {url.split(':', 1)[0]!r}: use sqlite:///, postgresql+asyncpg:// or mysql+aiomysql://")
         return url
+
+    @model_validator(mode="after")
+    def _upstream_timeout_alias(self) -> "GatewaySpec":
+        if self.upstream_timeout_s is None:
+            return self
+        if "first_byte_timeout_s" in self.model_fields_set and self.first_byte_timeout_s != self.upstream_timeout_s:
+            raise ValueError(
+                "upstreamTimeoutS is the deprecated name of firstByteTimeoutS: give firstByteTimeoutS only"
+            )
+        self.first_byte_timeout_s = self.upstream_timeout_s
+        return self
 
     @model_validator(mode="after")
     def _tokens_unique(self) -> "GatewaySpec":
