@@ -20,7 +20,13 @@ from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
-from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
+from flotilla.gateway.requests import (
+    LEGACY_MAX_TOKENS_ENGINES,
+    effective_priority,
+    parse_body,
+    upstream_body,
+    vllm_priority_of,
+)
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
@@ -54,6 +60,10 @@ class ServedModel:
     upstream_name: str
     upstream_headers: dict[str, str]
     vllm_priority: bool
+
+    @property
+    def legacy_max_tokens(self) -> bool:
+        return self.spec.engine in LEGACY_MAX_TOKENS_ENGINES
 
 
 class GatewayHandlers:
@@ -123,7 +133,8 @@ class GatewayHandlers:
 
         priority = effective_priority(principal.priority, parsed.requested_priority)
         body = upstream_body(
-            parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
+            parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None,
+            served.legacy_max_tokens,
         )
         ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
         record = UsageRecord(

@@ -59,12 +59,20 @@ def effective_priority(token_priority: int, requested: int | None) -> int:
     return token_priority if requested is None else min(token_priority, requested)
 
 
+# Engines that know only the older `max_tokens`: llama-cpp-python's server ignores
+# `max_completion_tokens`, which current clients (langchain-openai, the openai SDKs) send instead.
+LEGACY_MAX_TOKENS_ENGINES = frozenset({"llamacpp"})
+
+
 def upstream_body(
-    parsed: ParsedBody, upstream_model: str, vllm_priority: int | None
+    parsed: ParsedBody, upstream_model: str, vllm_priority: int | None, legacy_max_tokens: bool = False
 ) -> bytes:
-    """The body the engine receives: the client's, but for model name, priority and usage on streams."""
+    """The body the engine receives: the client's, but for model name, priority, usage on streams
+    and, for engines that need it, `max_completion_tokens` also given as `max_tokens`."""
     payload = parsed.payload
     payload["model"] = upstream_model
+    if legacy_max_tokens and "max_tokens" not in payload and payload.get("max_completion_tokens") is not None:
+        payload["max_tokens"] = payload["max_completion_tokens"]
     if parsed.stream:
         # Usage accounting needs the engine's counts; the extra chunk is dropped for clients that did not ask.
         options = dict(payload.get("stream_options") or {})
