@@ -62,9 +62,9 @@ def wait_http(url: str, timeout: float, ok=lambda body: True) -> None:
 
 @contextlib.contextmanager
 def process(argv: list[str], log: Path, env: dict | None = None):
-    with open(log, "wb") as out:
+    with open(log, "wb") as out:  # run in the log's folder: Open WebUI writes .webui_secret_key there
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
+                                start_new_session=True, cwd=log.parent)
     try:
         yield proc
     finally:
