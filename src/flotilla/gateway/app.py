@@ -188,6 +188,7 @@ class GatewayHandlers:
             raise errors.too_large(self.max_body_bytes) from None
 
     async def _acquire(self, ticket: Ticket, retry: bool) -> Lease:
+        self.metrics.waiting.enter(ticket)  # for flotilla_queue_oldest_wait_seconds
         try:
             lease = await self.dispatcher.acquire(ticket, retry=retry)
         except QueueFull:
@@ -196,6 +197,8 @@ class GatewayHandlers:
             raise errors.queue_timeout(ticket.model, exc.waited_s) from None
         except ModelUnavailable as exc:
             raise errors.no_replica(ticket.model, str(exc)) from None
+        finally:
+            self.metrics.waiting.leave(ticket)
         self.metrics.observe_queue_wait(ticket.model, ticket.priority, lease.queue_wait_s)
         return lease
 

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flotilla.gateway.activity import ActivityCollector, RecentActivity, WaitingRequests
 from flotilla.gateway.replicas import ReplicaPool
 from flotilla.gateway.usage_recorder import UsageRecorder
 
@@ -87,6 +88,9 @@ class GatewayMetrics:
         )
         # Label children are cached: .labels() costs a lock and a dict lookup per call.
         self._children: dict[tuple, object] = {}
+        # For `flotilla status` (gateway/activity.py): requests waiting now, and the last minutes.
+        self.waiting = WaitingRequests()
+        self.recent: RecentActivity | None = None
 
     def watch(
         self,
@@ -95,6 +99,8 @@ class GatewayMetrics:
         usage: UsageRecorder | None = None,
     ) -> None:
         self.registry.register(_LiveStateCollector(pools, queue_depths, usage))
+        self.recent = RecentActivity(pools)
+        self.registry.register(ActivityCollector(self.waiting, self.recent))
 
     def _child(self, metric, *labels: str):
         key = (id(metric), labels)
@@ -105,6 +111,8 @@ class GatewayMetrics:
 
     def observe_request(self, model: str, status: int, priority: int) -> None:
         self._child(self.requests, model, str(status), str(priority)).inc()
+        if self.recent is not None:
+            self.recent.request(model, status)
 
     def observe_queue_wait(self, model: str, priority: int, seconds: float) -> None:
         self._child(self.queue_wait, model, str(priority)).observe(seconds)
@@ -116,6 +124,8 @@ class GatewayMetrics:
         self._child(self.retries, model).inc()
 
     def observe_tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
+        if self.recent is not None:
+            self.recent.tokens(model, prompt, completion)
         if prompt:
             self._child(self.tokens, model, "prompt").inc(prompt)
         if completion:
