@@ -81,7 +81,7 @@ def doctor(
     else:
         table = Table(title=f"flotilla doctor {spec_file}", title_justify="left")
         for column in ("", "check", "found", "what to do"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for c in checks:
             mark = Text("✓", style="green") if c.ok else Text("✗", style="red")
             table.add_row(mark, c.name, Text(c.detail), Text(c.fix))
