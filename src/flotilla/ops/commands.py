@@ -19,7 +19,7 @@ err = Console(stderr=True)
 
 
 def status(
-    url: str = typer.Argument(None, help="The gateway's URL (default: http://127.0.0.1:PORT of --spec, else :8000)."),
+    url: str | None = typer.Argument(None, help="The gateway's URL (default: http://127.0.0.1:PORT of --spec, else :8000)."),
     spec_file: Path | None = typer.Option(None, "--spec", help="Take host and port from this spec's gateway."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until Ctrl-C."),
     interval: float = typer.Option(2.0, "--interval", min=0.1, help="Seconds between refreshes with --watch."),
