@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from flotilla.catalog.node import NodeToolError, ensure_installed
 
 
 def node_or_skip() -> str:
@@ -25,18 +26,8 @@ def node_or_skip() -> str:
 def installed(directory: Path) -> Path:
     """`npm ci` in `directory` unless node_modules already matches its lock file; returns directory."""
     node_or_skip()
-    lock = directory / "package-lock.json"
-    marker = directory / "node_modules" / ".package-lock.json"
-    if not marker.is_file() or _packages(marker) != _packages(lock):
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=directory, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, f"npm ci in {directory} failed:\n{done.stdout}\n{done.stderr}"
+    try:
+        ensure_installed(directory)
+    except NodeToolError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return directory
-
-
-def _packages(lock: Path) -> dict:
-    import json
-
-    packages = json.loads(lock.read_text()).get("packages", {})
-    return {k: v.get("version") for k, v in packages.items() if k}

@@ -88,7 +88,9 @@ def llamacpp_backend(tmp_path_factory) -> Iterator[Backend]:
             {"name": "chat", "engine": "llamacpp", "replicas": 1, "maxConcurrency": 1,
              "llamacpp": {"model": "smollm2", "nCtx": 2048, "nThreads": 1}},
         ],
-        "gateway": {"database": f"sqlite:///{tmp}/flotilla.db", "tokens": TOKENS, "authRefreshS": 0.5},
+        # Frequent health checks: each one used to cut a running llama-cpp-python stream short.
+        "gateway": {"database": f"sqlite:///{tmp}/flotilla.db", "tokens": TOKENS, "authRefreshS": 0.5,
+                    "healthIntervalS": 0.25},
     }
     path = tmp / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))

@@ -78,6 +78,17 @@ def test_chat_stream(backend):
         assert usage_chunks == []
 
 
+def test_long_streams_end_with_a_finish_reason(backend):
+    """Health checks run every 0.25 s on the llama.cpp backend: none may cut a stream short."""
+    client = client_for(backend)
+    for _ in range(3):
+        chunks = [c for c in client.chat.completions.create(
+            model=backend.model, messages=[{"role": "user", "content": "Tell a long story about a ship."}],
+            max_tokens=48, stream=True,
+        ) if c.choices]
+        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
 def test_stream_without_include_usage_gets_no_usage_chunk(backend):
     stream = client_for(backend).chat.completions.create(
         model=backend.model, messages=MESSAGES, max_tokens=4, stream=True

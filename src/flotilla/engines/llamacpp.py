@@ -52,7 +52,13 @@ class LlamaCppEngine:
             raise EngineNotInstalled(
                 f"model {model.name!r} needs llama-cpp-python's server ({', '.join(missing)} missing): {INSTALL_HINT}"
             )
-        return [sys.executable, "-m", "llama_cpp.server", *self.server_args(model, port), "--host", "127.0.0.1"]
+        # --interrupt_requests False: by default llama-cpp-python ends a running stream (with [DONE], then
+        # a dropped connection) whenever another request waits for the model, and the gateway's health
+        # check (GET /v1/models) is such a request. The gateway already sends one generation at a time.
+        return [
+            sys.executable, "-m", "llama_cpp.server", *self.server_args(model, port), "--host", "127.0.0.1",
+            "--interrupt_requests", "False",
+        ]
 
 
 ENGINE = LlamaCppEngine()
