@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 
+import httpx
 import openai
 import pytest
 from conftest import TIGHT, TOKEN, WRONG, hold_slot, requests_with_status, wait_for
@@ -87,6 +88,32 @@ def test_long_streams_end_with_a_finish_reason(backend):
             max_tokens=48, stream=True,
         ) if c.choices]
         assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def test_replica_stays_healthy_while_it_generates(llamacpp_backend):
+    """llama-cpp-python answers no health check while it generates; the gateway (probing every
+    0.25 s, each probe given 1 s) must not take that for a dead replica, or requests queued behind a
+    long generation would fail with 503 once `unavailableWaitS` passed."""
+    client = client_for(llamacpp_backend)
+    readings: list[str] = []
+    done = threading.Event()
+
+    def generate():
+        try:
+            client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "Write a long essay about ships."}],
+                max_tokens=300,
+            )
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=generate)
+    worker.start()
+    while not done.wait(0.1):
+        metrics = httpx.get(llamacpp_backend.url + "/metrics", timeout=5).text
+        readings += [line.rsplit(" ", 1)[1] for line in metrics.splitlines() if line.startswith("flotilla_replica_healthy{")]
+    worker.join()
+    assert readings and set(readings) == {"1.0"}
 
 
 def test_stream_without_include_usage_gets_no_usage_chunk(backend):

@@ -106,7 +106,13 @@ class HealthMonitor:
                         load = engine_load_from_metrics(await resp.read())
                         if load is not None:
                             replica.external_load = max(0, load - replica.in_flight)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError as exc:
+            if replica.healthy and replica.in_flight and not isinstance(exc, aiohttp.ConnectionTimeoutError):
+                # Busy, not down: llama-cpp-python answers nothing, probes included, while it generates.
+                # A replica that really hangs still fails its requests (upstream timeout, connection).
+                return False
+            healthy, error = False, "TimeoutError: no answer to the health check"
+        except (aiohttp.ClientError, OSError) as exc:
             healthy, error = False, f"{type(exc).__name__}: {exc}".rstrip(": ")
         changed = model.pool.mark(replica, healthy, error)
         if changed:
