@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "flotilla.store.commands",  # tokens, usage
     "flotilla.bench.commands",  # bench
     "flotilla.chart.commands",  # render
+    "flotilla.ops.commands",  # status, doctor
 ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import container, env_map, find, model_spec, one, render
+from chartkit import container, env_map, find, model_spec, one, render
 from flotilla.spec.loader import load_spec_text
 
 EVERYTHING_FILE = Path(__file__).with_name("everything.yaml")

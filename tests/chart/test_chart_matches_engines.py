@@ -7,7 +7,7 @@ import pytest
 
 import yaml
 
-from conftest import CHART, container, env_map, model_spec, one, render
+from chartkit import CHART, container, env_map, model_spec, one, render
 from flotilla.engines import get_engine
 from flotilla.spec.models import ModelSpec
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import container, one, render, replace_flag
+from chartkit import container, one, render, replace_flag
 from procs import free_port, running
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]

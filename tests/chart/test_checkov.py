@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 
-from conftest import REPO
+from chartkit import REPO
 
 _spec = importlib.util.spec_from_file_location("checkov_examples", REPO / "scripts" / "checkov_examples.py")
 checkov_examples = importlib.util.module_from_spec(_spec)

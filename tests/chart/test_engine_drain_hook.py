@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import container, model_spec, one, render, replace_flag
+from chartkit import container, model_spec, one, render, replace_flag
 from procs import free_port, running
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES, container, env_map, find, model_spec, one, render
+from chartkit import EXAMPLES, container, env_map, find, model_spec, one, render
 from flotilla.engines import get_engine
 from flotilla.spec.models import ModelSpec
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import CHART, EXAMPLES, container, find, one, render
+from chartkit import CHART, EXAMPLES, container, find, one, render
 from flotilla.chart.helm import run_helm
 
 BY_NAME = {p.stem: p for p in EXAMPLES}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import model_spec, one, render
+from chartkit import model_spec, one, render
 from flotilla.chart.helm import tools_dir
 
 GATEWAY_POD = 'namespace="ns", pod="rel-flotilla-5d8f9c7b6-x2x7q", model="m"'

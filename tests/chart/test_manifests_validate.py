@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import CHART, EXAMPLES, render
+from chartkit import CHART, EXAMPLES, render
 from shared import need_shared
 from flotilla.chart.helm import run_helm
 

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import CHART, EXAMPLES, container, env_map, find, model_spec, one, render
+from chartkit import CHART, EXAMPLES, container, env_map, find, model_spec, one, render
 from flotilla.chart.helm import HelmError, find_helm
 from flotilla.spec.loader import SpecError, parse_spec
 

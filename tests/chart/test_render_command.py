@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import EXAMPLES
+from chartkit import EXAMPLES
 from flotilla.chart.helm import extract_helm
 from flotilla.chart.render import split_manifests
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import model_spec, render
+from chartkit import model_spec, render
 from flotilla.chart.helm import HelmError
 
 

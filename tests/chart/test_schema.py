@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from conftest import CHART, EXAMPLES, REPO
+from chartkit import CHART, EXAMPLES, REPO
 from flotilla.chart.schema import chart_defaults, stale_files
 from flotilla.spec.loader import parse_spec
 from flotilla.spec.root import FlotillaSpec

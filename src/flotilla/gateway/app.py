@@ -125,7 +125,7 @@ class GatewayHandlers:
             priority = effective_priority(principal.priority, parsed.requested_priority)
             blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
             body = upstream_body(
-                parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
+                parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None,
             )
         except errors.GatewayError as exc:
             return exc.response(request_id)
@@ -189,6 +189,7 @@ class GatewayHandlers:
             raise errors.undecodable_body(describe_protocol_error(exc)) from None
 
     async def _acquire(self, ticket: Ticket, retry: bool) -> Lease:
+        self.metrics.waiting.enter(ticket)  # for flotilla_queue_oldest_wait_seconds
         try:
             lease = await self.dispatcher.acquire(ticket, retry=retry)
         except QueueFull:
@@ -197,6 +198,8 @@ class GatewayHandlers:
             raise errors.queue_timeout(ticket.model, exc.waited_s) from None
         except ModelUnavailable as exc:
             raise errors.no_replica(ticket.model, str(exc)) from None
+        finally:
+            self.metrics.waiting.leave(ticket)
         self.metrics.observe_queue_wait(ticket.model, ticket.priority, lease.queue_wait_s)
         return lease
 

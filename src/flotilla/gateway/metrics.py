@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from flotilla.gateway.activity import ActivityCollector, RecentActivity, WaitingRequests
 from flotilla.gateway.replicas import ReplicaPool
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.store.records import token_count
@@ -123,6 +124,9 @@ class GatewayMetrics:
         )
         # Label children are cached: .labels() costs a lock and a dict lookup per call.
         self._children: dict[tuple, object] = {}
+        # For `flotilla status` (gateway/activity.py): requests waiting now, and the last minutes.
+        self.waiting = WaitingRequests()
+        self.recent: RecentActivity | None = None
 
     def watch(
         self,
@@ -134,6 +138,8 @@ class GatewayMetrics:
         self.registry.register(
             _LiveStateCollector(pools, queue_depths, usage, self._priority_label, dispatcher_status)
         )
+        self.recent = RecentActivity(pools)
+        self.registry.register(ActivityCollector(self.waiting, self.recent, self._priority_label))
 
     def _child(self, metric, *labels: str):
         key = (id(metric), labels)
@@ -144,6 +150,8 @@ class GatewayMetrics:
 
     def observe_request(self, model: str, status: int, priority: int) -> None:
         self._child(self.requests, model, str(status), self._priority_label(priority)).inc()
+        if self.recent is not None:
+            self.recent.request(model, status)
 
     def observe_queue_wait(self, model: str, priority: int, seconds: float) -> None:
         self._child(self.queue_wait, model, self._priority_label(priority)).observe(seconds)
@@ -157,6 +165,8 @@ class GatewayMetrics:
     def observe_tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
         """Counts as engines reported them; only whole non-negative numbers are added (see token_count)."""
         prompt, completion = token_count(prompt), token_count(completion)
+        if self.recent is not None:
+            self.recent.tokens(model, prompt, completion)
         if prompt:
             self._child(self.tokens, model, "prompt").inc(prompt)
         if completion:

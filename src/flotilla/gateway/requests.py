@@ -74,9 +74,7 @@ def effective_priority(token_priority: int, requested: int | None) -> int:
     return token_priority if requested is None else min(token_priority, requested)
 
 
-def upstream_body(
-    parsed: ParsedBody, upstream_model: str, vllm_priority: int | None
-) -> bytes:
+def upstream_body(parsed: ParsedBody, upstream_model: str, vllm_priority: int | None) -> bytes:
     """The body the engine receives: the client's, but for model name, priority and usage on streams."""
     payload = parsed.payload
     payload["model"] = upstream_model
