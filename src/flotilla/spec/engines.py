@@ -112,7 +112,7 @@ class SglangOptions(SpecModel):
     extra_args: list[str] = Field(default_factory=list)
 
 
-EngineKind = Literal["sim", "llamacpp", "vllm", "sglang", "tgi", "external"]
+EngineKind = Literal["sim", "llamacpp", "vllm", "sglang", "tgi", "tei", "onnx", "external"]
 
 # Engine kind -> the options key of ModelSpec holding that engine's options.
 ENGINE_OPTIONS_KEY: dict[str, str] = {
@@ -121,6 +121,8 @@ ENGINE_OPTIONS_KEY: dict[str, str] = {
     "vllm": "vllm",
     "sglang": "sglang",
     "tgi": "tgi",
+    "tei": "tei",
+    "onnx": "onnx",
 }
 
 

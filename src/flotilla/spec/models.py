@@ -7,6 +7,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from flotilla.spec.deploy import ModelDeploy
+from flotilla.spec.embedders import OnnxOptions, TeiOptions
 from flotilla.spec.engines import (
     EngineKind,
     LlamaCppOptions,
@@ -22,7 +23,7 @@ _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 class ModelSpec(ModelDeploy):
     name: str = Field(..., description="The OpenAI `model` clients send.")
-    engine: EngineKind = Field(..., description="sim | llamacpp | vllm | sglang | tgi | external")
+    engine: EngineKind = Field(..., description="sim | llamacpp | vllm | sglang | tgi | tei | onnx | external")
     replicas: int = Field(1, ge=0, description="Engine replicas (ignored for external: one per URL).")
     max_concurrency: int = Field(
         8, ge=1, description="Requests one replica takes at once; the rest wait in the gateway's queue."
@@ -39,6 +40,8 @@ class ModelSpec(ModelDeploy):
     vllm: VllmOptions | None = None
     sglang: SglangOptions | None = None
     tgi: TgiOptions | None = None
+    tei: TeiOptions | None = None
+    onnx: OnnxOptions | None = None
 
     @field_validator("name")
     @classmethod
@@ -71,7 +74,9 @@ class ModelSpec(ModelDeploy):
             self.sim = SimOptions()
         if self.engine == "llamacpp" and self.llamacpp is None:
             self.llamacpp = LlamaCppOptions()
-        if self.engine in ("vllm", "sglang", "tgi") and getattr(self, self.engine) is None:
+        if self.engine == "onnx" and self.onnx is None:
+            self.onnx = OnnxOptions()
+        if self.engine in ("vllm", "sglang", "tgi", "tei") and getattr(self, self.engine) is None:
             raise ValueError(f"engine {self.engine!r} needs a `{self.engine}:` section with at least `model`")
         return self
 
