@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flotilla.engines import EngineNotInstalled, UnknownEngine, get_engine, launches_process
 from flotilla.local.gguf import ModelUnavailable
+from flotilla.local.pipelines import pipeline_problems
 from flotilla.local.ports import connect_host, free_port, port_is_free
 from flotilla.local.supervisor import ProcessSpec
 from flotilla.spec.root import FlotillaSpec
@@ -77,6 +78,7 @@ def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port:
                 )
             )
 
+    problems += pipeline_problems(spec, spec_path)
     host = spec.gateway.host
     port = gateway_port or spec.gateway.port
     if not port_is_free(host, port):

@@ -192,6 +192,8 @@ class IngestSpec(SpecModel):
     def _overlap_below_size(self) -> "IngestSpec":
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(f"chunkOverlap ({self.chunk_overlap}) must be smaller than chunkSize ({self.chunk_size})")
+        if self.sources and not self.tokens:
+            raise ValueError("`sources` are ingested with the first of `tokens`: name a gateway token there")
         return self
 
 

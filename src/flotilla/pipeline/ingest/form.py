@@ -8,6 +8,7 @@ per-file and per-request caps, so no request can grow memory past them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import orjson
 from aiohttp import web
@@ -65,7 +66,8 @@ async def read_ingest_form(request: web.Request, max_file_bytes: int, max_items:
         if part.filename is not None or name == "files":
             if len(form.files) + len(form.links) >= max_items:
                 raise _bad(f"At most {max_items} files and links per request.", "files")
-            filename = part.filename or f"document-{len(form.files)}"
+            # Clients may percent-encode file names (aiohttp does, for names with '/'); RFC 7578 allows it.
+            filename = unquote(part.filename) if part.filename else f"document-{len(form.files)}"
             data = await _read_part(part, max_file_bytes, filename)
             form.files.append(Upload(filename, data, part.headers.get("Content-Type")))
             continue
