@@ -97,9 +97,10 @@ def import_command(
         err.print(f"error: {seed_file}: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     except ValidationError as exc:
-        err.print(f"error: {seed_file} imports as an invalid pipeline:", markup=False)
+        err.print(f"error: {seed_file} imports as an invalid pipeline:", markup=False, soft_wrap=True)
+        prefix = "pipelines[0]." if exc.title == "PipelineSpec" else "models[]."
         for problem in format_validation_error(exc, fragment):
-            err.print(f"  - {problem}", markup=False, highlight=False)
+            err.print(f"  - {prefix}{problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     text = yaml.safe_dump(fragment, sort_keys=False)
     if output is None:
