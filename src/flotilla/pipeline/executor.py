@@ -128,9 +128,13 @@ class Executor:
         done[name].set()
 
     def _passthrough(self, node: Node, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A skipped node's outputs: its input of the same name, else of the same type (http nodes: by name)."""
         outputs = {}
         types_in = {p.name: p.type for p in self._inputs_of[node.name]}
         for out, kind in output_ports(node.spec).items():
+            if out in inputs and types_in.get(out, kind) == kind:
+                outputs[out] = inputs[out]
+                continue
             for port, value in inputs.items():
                 if types_in.get(port) == kind:
                     outputs[out] = value
