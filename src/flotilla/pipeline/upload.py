@@ -50,7 +50,7 @@ async def upload_documents(
     batches = [documents[i : i + BATCH_FILES] for i in range(0, len(documents), BATCH_FILES)] or [[]]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
         for index, batch in enumerate(batches):
-            form = aiohttp.FormData()
+            form = aiohttp.FormData(default_to_multipart=True)  # links alone would go urlencoded
             form.add_field("pipeline", pipeline)
             if retriever:
                 form.add_field("retriever", retriever)
