@@ -40,7 +40,7 @@ async def ingest_sources(spec: FlotillaSpec, spec_path: Path, gateway_url: str, 
     for pipeline in spec.pipelines:
         if not pipeline.ingest.sources:
             continue
-        documents = find_documents([base / s for s in pipeline.ingest.sources], base=base)
+        documents = find_documents([base / s for s in pipeline.ingest.sources])
         outcomes = await upload_documents(gateway_url, tokens[pipeline.ingest.tokens[0]], pipeline.name, documents)
         fresh = [o for o in outcomes if o["status"] == "ingested"]
         event(

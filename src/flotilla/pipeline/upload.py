@@ -24,19 +24,23 @@ class UploadFailed(Exception):
     pass
 
 
-def find_documents(paths: list[Path], base: Path | None = None) -> list[LocalDocument]:
-    """Files as given, and the supported files inside folders (recursively), named relative to `base` (or as given)."""
+def find_documents(paths: list[Path]) -> list[LocalDocument]:
+    """Files as given, and the supported files inside folders (recursively).
+
+    A file is named by its file name, a file found in folder F by `F/<path inside F>`, wherever F is:
+    `flotilla ingest rag examples/rag-docs` and a spec's `sources: [rag-docs]` name the same documents
+    alike, so ingesting them again replaces them (or skips them, unchanged) instead of adding copies.
+    """
     found: list[LocalDocument] = []
     for path in paths:
         if not path.exists():
             raise UploadFailed(f"{path}: no such file or folder")
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED) if path.is_dir() else [path]
-        for file in files:
-            if base is not None:
-                name = file.resolve().relative_to(base.resolve()).as_posix()
-            else:
-                name = file.as_posix().removeprefix("./")
-            found.append(LocalDocument(file, name))
+        if path.is_dir():
+            folder = path.resolve()
+            for file in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED):
+                found.append(LocalDocument(file, f"{folder.name}/{file.relative_to(folder).as_posix()}"))
+        else:
+            found.append(LocalDocument(path, path.name))
     return found
 
 
