@@ -36,7 +36,7 @@ class OnnxEngine:
         o = model.onnx or OnnxOptions()
         if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
             raise EngineNotInstalled(f"model {model.name!r} (engine onnx) needs onnxruntime and tokenizers: {INSTALL_HINT}")
-        from flotilla.pipeline.embedserver.model import check_installed
+        from flotilla.engines.onnx_models import check_installed
 
         missing = check_installed(o.model)
         if missing:

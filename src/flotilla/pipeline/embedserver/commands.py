@@ -17,8 +17,8 @@ def embedder(
     """Serve an embedding model on ONNX Runtime: TEI's /embed, /rerank (similarity), OpenAI's /v1/embeddings."""
     from aiohttp import web
 
+    from flotilla.engines.onnx_models import INSTALL_HINT, MODELS, ModelFilesMissing, check_installed
     from flotilla.logs import configure_logging
-    from flotilla.pipeline.embedserver.model import MODELS, INSTALL_HINT, ModelFilesMissing, check_installed
     from flotilla.pipeline.embedserver.server import create_embedder_app
 
     if model not in MODELS:

@@ -8,13 +8,13 @@ Nothing has reached the client before then, so a failed attempt may still be ret
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from flotilla.pipeline.calls import ModelResponse
+from flotilla.pipeline.calls import ModelResponse, post_json
 from flotilla.pipeline.context import RequestContext
 from flotilla.pipeline.documents import Chunk
 from flotilla.pipeline.errors import CallFailed, failure_for_status
@@ -82,8 +82,6 @@ class LlmNode(Node):
         what = f"chat model {self.spec.model!r}"
         body = self.request_body(inputs, ctx)
         if not ctx.stream:
-            from flotilla.pipeline.calls import post_json
-
             payload = await post_json(ctx.client, self.spec.model, "/v1/chat/completions", body, what)
             if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
                 raise CallFailed(f"{what} answered no chat completion", retryable=False)
