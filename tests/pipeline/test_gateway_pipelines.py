@@ -49,6 +49,8 @@ def stack_spec(tmp) -> dict:
         "models": [
             {"name": "chat", "engine": "sim", "maxConcurrency": 1},
             {"name": "embed", "engine": "onnx", "maxConcurrency": 4},
+            {"name": "failing", "engine": "sim"},  # its replica answers 500 to everything
+            {"name": "cutoff", "engine": "sim"},  # its replica cuts every stream off halfway
         ],
         "pipelines": [{
             "name": "rag",
@@ -60,6 +62,14 @@ def stack_spec(tmp) -> dict:
             },
             "flow": ["embedding >> retriever >> reranker >> llm"],
             "ingest": {"tokens": ["staff"], "chunkSize": 400, "chunkOverlap": 40, "maxFileBytes": 65536},
+        }, {
+            "name": "failing-rag",
+            "nodes": {"llm": {"kind": "llm", "model": "failing", "retries": 1, "backoffS": 0.01}},
+            "flow": ["llm"],
+        }, {
+            "name": "cutoff-rag",
+            "nodes": {"llm": {"kind": "llm", "model": "cutoff"}},
+            "flow": ["llm"],
         }],
         "gateway": {
             "tokens": [
@@ -75,14 +85,18 @@ def stack_spec(tmp) -> dict:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, embedder):
     tmp = tmp_path_factory.mktemp("pipeline-stack")
-    with sim_engine(tmp, ttft_ms=5, itl_ms=20, max_num_seqs=8) as sim:
-        with gateway(tmp, stack_spec(tmp), {"chat": [sim], "embed": [embedder]}) as gw:
-            ingest = subprocess.run(
-                [sys.executable, "-m", "flotilla.cli", "ingest", "rag", str(DOCS), "--url", gw],
-                env={**os.environ, "FLOTILLA_TOKEN": STAFF}, capture_output=True, text=True, timeout=120,
-            )
-            assert ingest.returncode == 0, ingest.stderr
-            yield {"gateway": gw, "sim": sim, "tmp": tmp, "ingest_output": ingest.stdout}
+    with (
+        sim_engine(tmp, ttft_ms=5, itl_ms=20, max_num_seqs=8) as sim,
+        sim_engine(tmp, model="failing", ttft_ms=1, itl_ms=1, error_rate=1) as failing,
+        sim_engine(tmp, model="cutoff", ttft_ms=1, itl_ms=5, die_mid_stream_rate=1) as cutoff,
+        gateway(tmp, stack_spec(tmp), {"chat": [sim], "embed": [embedder], "failing": [failing], "cutoff": [cutoff]}) as gw,
+    ):
+        ingest = subprocess.run(
+            [sys.executable, "-m", "flotilla.cli", "ingest", "rag", str(DOCS), "--url", gw],
+            env={**os.environ, "FLOTILLA_TOKEN": STAFF}, capture_output=True, text=True, timeout=120,
+        )
+        assert ingest.returncode == 0, ingest.stderr
+        yield {"gateway": gw, "sim": sim, "tmp": tmp, "ingest_output": ingest.stdout}
 
 
 def client(stack, token=STAFF) -> OpenAI:
@@ -120,7 +134,7 @@ def test_the_cli_ingested_every_sample_document(stack):
 
 def test_pipeline_is_listed_and_answers_with_citations(stack):
     api = client(stack)
-    assert [m.id for m in api.models.list().data] == ["chat", "embed", "rag"]
+    assert [m.id for m in api.models.list().data] == ["chat", "embed", "failing", "cutoff", "rag", "failing-rag", "cutoff-rag"]
     assert api.models.retrieve("rag").id == "rag"
     reply = api.chat.completions.create(model="rag", messages=[{"role": "user", "content": "Which drone carries the thermal camera?"}])
     assert reply.model == "rag" and reply.choices[0].message.content
@@ -148,6 +162,9 @@ def test_knobs_and_errors_use_openai_format(stack):
     with pytest.raises(APIStatusError) as caught:
         api.chat.completions.create(model="rag", messages=[{"role": "user", "content": "x"}], extra_body={"k": 500})
     assert caught.value.status_code == 400 and caught.value.body["param"] == "k"
+    quiet = api.chat.completions.create(model="rag", messages=[{"role": "user", "content": "Where is the mast?"}],
+                                        extra_body={"score_threshold": 0.99})
+    assert quiet.citations == []  # nothing is that similar: the LLM got no passages
     with pytest.raises(APIStatusError) as caught:
         api.embeddings.create(model="rag", input="x")
     assert caught.value.status_code == 400 and "is a pipeline" in caught.value.body["message"]
@@ -300,3 +317,24 @@ def test_client_disconnect_mid_stream_frees_the_model(stack):
     db = stack["tmp"] / f"flotilla-{stack['gateway'].rsplit(':', 1)[1]}.db"
     _wait(lambda: any(r["model"] == "rag" and r["outcome"] == "client_disconnected"
                       for r in usage_rows(db, group_by=("model", "outcome"))), what="the usage record of the departed client")
+
+
+def test_failing_llm_is_retried_then_named_in_a_502(stack):
+    with pytest.raises(APIStatusError) as caught:
+        client(stack).chat.completions.create(model="failing-rag", messages=[{"role": "user", "content": "x"}])
+    error = caught.value
+    assert error.status_code == 502 and error.body["param"] == "llm" and error.body["code"] == "pipeline_node_failed"
+    assert "after 2 attempts" in error.body["message"] and "HTTP 500" in error.body["message"]
+    assert metric(stack, "flotilla_pipeline_node_retries_total", pipeline="failing-rag", node="llm") >= 1
+
+
+def test_stream_broken_by_the_model_ends_with_an_error_event(stack):
+    from openai import APIError
+
+    stream = client(stack).chat.completions.create(model="cutoff-rag", stream=True, max_tokens=40,
+                                                   messages=[{"role": "user", "content": "x"}])
+    received = []
+    with pytest.raises(APIError, match="the model's stream broke off"):
+        for chunk in stream:
+            received.append(chunk)
+    assert received and received[0].model == "cutoff-rag"  # it had started: the error came in the stream
