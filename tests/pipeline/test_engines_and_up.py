@@ -11,7 +11,7 @@ from flotilla.local.ports import free_port
 from flotilla.spec.loader import SpecError, load_spec, parse_spec
 from flotilla.spec.models import ModelSpec
 
-from conftest import REPO, needs_onnx
+from pipeline_helpers import REPO, needs_onnx
 
 
 @needs_onnx

@@ -10,7 +10,7 @@ from flotilla.pipeline.errors import PipelineError
 from flotilla.pipeline.runtime import PipelineRuntime
 from flotilla.spec.loader import parse_spec
 
-from services import http_service, wait_for
+from pipeline_services import http_service, wait_for
 
 MESSAGES = [{"role": "user", "content": "what?"}]
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from openai import APIStatusError, OpenAI
 
-from conftest import REPO
+from pipeline_helpers import REPO
 from procs import gateway, sim_engine
 
 def usage_rows(db, group_by=("token_name", "model"), at_least=1, timeout=10.0) -> list[dict]:

@@ -17,7 +17,7 @@ from up_helpers import UpProcess, descendants, pid_running, wait_until  # noqa: 
 
 from flotilla.local.ports import free_port  # noqa: E402
 
-from conftest import REPO  # noqa: E402
+from pipeline_helpers import REPO  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "rag.yaml"
 

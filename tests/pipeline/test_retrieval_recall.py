@@ -9,7 +9,7 @@ from flotilla.pipeline.ingest.service import Ingestor, Upload
 from flotilla.pipeline.nodes.embedding import embed_texts
 from flotilla.pipeline.stores.sqlite import SqliteStore
 
-from conftest import REPO
+from pipeline_helpers import REPO
 
 QUESTIONS = yaml.safe_load((REPO / "tests" / "pipeline" / "rag_questions.yaml").read_text())
 

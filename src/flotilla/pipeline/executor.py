@@ -174,6 +174,8 @@ class Executor:
                     exc.status, f"Pipeline '{self.name}': node '{node.name}': {exc}", exc.code or "rejected", node.name,
                     exc.headers, type="rate_limit_exceeded" if exc.status == 429 else "server_error",
                 ) from None
+            except (PipelineError, asyncio.CancelledError):
+                raise
             except CallFailed as exc:
                 if exc.retryable and run.attempts <= spec.retries:
                     self.observer.node_retried(self.name, node)
@@ -186,5 +188,12 @@ class Executor:
                 tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
                 raise PipelineError(
                     502, f"Pipeline '{self.name}': node '{node.name}' ({node.label}) failed{tries}: {exc}",
+                    "pipeline_node_failed", node.name,
+                ) from None
+            except Exception as exc:  # a bug, not the service: logged whole, answered as this node's failure
+                log.exception("pipeline %s: node %s raised", self.name, node.name)
+                run.outcome, run.error = "failed", f"internal error ({type(exc).__name__})"
+                raise PipelineError(
+                    502, f"Pipeline '{self.name}': node '{node.name}' ({node.label}) failed: internal error ({type(exc).__name__}).",
                     "pipeline_node_failed", node.name,
                 ) from None
