@@ -19,7 +19,7 @@ import pytest
 from openai import APIStatusError, OpenAI
 
 from pipeline_helpers import REPO
-from procs import gateway, sim_engine
+from procs import free_port, gateway, sim_engine
 
 def usage_rows(db, group_by=("token_name", "model"), at_least=1, timeout=10.0) -> list[dict]:
     """Usage summary rows from the gateway's SQLite store, once `at_least` requests are written."""
@@ -62,6 +62,16 @@ def stack_spec(tmp) -> dict:
             },
             "flow": ["embedding >> retriever >> reranker >> llm"],
             "ingest": {"tokens": ["staff"], "chunkSize": 400, "chunkOverlap": 40, "maxFileBytes": 65536},
+        }, {
+            "name": "guarded-rag",  # an optional guard service that is down: the answer comes without it
+            "nodes": {
+                "embedding": {"kind": "embedding", "model": "embed"},
+                "retriever": {"kind": "retriever", "store": {"kind": "sqlite", "path": str(tmp / "vectors.db")}},
+                "guard": {"kind": "http", "url": f"http://127.0.0.1:{free_port()}/check", "outputs": {"documents": "documents"},
+                          "optional": True},
+                "llm": {"kind": "llm", "model": "chat", "params": {"max_tokens": 8}},
+            },
+            "flow": ["embedding >> retriever >> guard >> llm"],
         }, {
             "name": "failing-rag",
             "nodes": {"llm": {"kind": "llm", "model": "failing", "retries": 1, "backoffS": 0.01}},
@@ -134,7 +144,7 @@ def test_the_cli_ingested_every_sample_document(stack):
 
 def test_pipeline_is_listed_and_answers_with_citations(stack):
     api = client(stack)
-    assert [m.id for m in api.models.list().data] == ["chat", "embed", "failing", "cutoff", "rag", "failing-rag", "cutoff-rag"]
+    assert [m.id for m in api.models.list().data] == ["chat", "embed", "failing", "cutoff", "rag", "guarded-rag", "failing-rag", "cutoff-rag"]
     assert api.models.retrieve("rag").id == "rag"
     reply = api.chat.completions.create(model="rag", messages=[{"role": "user", "content": "Which drone carries the thermal camera?"}])
     assert reply.model == "rag" and reply.choices[0].message.content
@@ -338,3 +348,10 @@ def test_stream_broken_by_the_model_ends_with_an_error_event(stack):
         for chunk in stream:
             received.append(chunk)
     assert received and received[0].model == "cutoff-rag"  # it had started: the error came in the stream
+
+
+def test_optional_node_that_fails_is_named_and_skipped(stack):
+    reply = client(stack).chat.completions.create(model="guarded-rag", messages=[{"role": "user", "content": "Which drone carries the thermal camera?"}])
+    assert [s["node"] for s in reply.skipped_nodes] == ["guard"] and "cannot reach" in reply.skipped_nodes[0]["error"]
+    assert reply.citations[0]["id"].endswith("lab-equipment.txt#2")  # the retrieved chunks went on without the guard
+    assert metric(stack, "flotilla_pipeline_node_outcomes_total", pipeline="guarded-rag", node="guard", outcome="skipped") >= 1

@@ -83,6 +83,9 @@ async def test_documents_are_replaced_listed_and_deleted(make_store):
 
     reopened = await make_store()  # another connection (another gateway replica) sees the same
     assert [d.document for d in await reopened.documents()] == ["a.md", "b.md"]
+    await reopened.replace_document(doc("c.md", 1), chunks_of("c.md", ["v"]), [unit(1, 3)])
+    assert [c.text for c in await store.search(unit(1, 3), 1, None)] == ["v"]  # its write, seen by the first
+    assert await reopened.delete("c.md") == 1
 
     assert await store.delete("a.md") == 1
     assert await store.delete("a.md") == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -103,7 +102,3 @@ class PipelineRuntime:
         if self.session is not None:
             await self.session.close()
             self.session = None
-
-
-def describe(served: ServedPipeline) -> dict[str, Any]:
-    return {"name": served.spec.name, "nodes": {n: s.kind for n, s in served.spec.nodes.items()}}

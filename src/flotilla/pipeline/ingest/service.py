@@ -15,7 +15,6 @@ from typing import Any
 
 from flotilla.pipeline.calls import ModelClient
 from flotilla.pipeline.documents import Chunk
-from flotilla.pipeline.errors import CallFailed
 from flotilla.pipeline.ingest.chunking import split
 from flotilla.pipeline.ingest.extract import extract
 from flotilla.pipeline.nodes.embedding import embed_texts
@@ -72,6 +71,3 @@ class Ingestor:
             StoredDocument(upload.name, mark, len(chunks), self.embedding_model, utc_now()), chunks, vectors
         )
         return IngestOutcome(upload.name, "ingested", len(chunks))
-
-
-__all__ = ["CallFailed", "IngestOutcome", "Ingestor", "Upload"]

@@ -1,7 +1,7 @@
 """The embedded store: chunks and float32 vectors in one SQLite file, exact cosine search with numpy.
 
-Vectors are kept normalised in one in-memory matrix, rebuilt after every change, so a search is one
-matrix-vector product (exact, like sqlite-vec's brute-force vec0; this Python's sqlite3 cannot load
+Vectors are kept normalised in one in-memory matrix, rebuilt after every change (ours, or another
+connection's: SQLite's data_version tells), so a search is one matrix-vector product (exact, like sqlite-vec's brute-force vec0; this Python's sqlite3 cannot load
 extensions, so sqlite-vec itself is not used). Memory grows with what authorised tokens ingest:
 384 floats (1.5 KiB) per chunk for all-MiniLM-L6-v2.
 """
@@ -43,6 +43,7 @@ class SqliteStore:
         self._matrix = np.zeros((0, 0), dtype=np.float32)
         self._dimensions: int | None = None
         self._model: str | None = None
+        self._data_version = -1
 
     async def open(self) -> None:
         await asyncio.to_thread(self._open)
@@ -65,6 +66,7 @@ class SqliteStore:
     def _reload(self) -> None:
         """Rebuild the in-memory matrix from the file (after a change, or at open)."""
         with self._lock:
+            self._data_version = self._conn().execute("PRAGMA data_version").fetchone()[0]
             rows = self._conn().execute("SELECT document, idx, vector FROM chunks ORDER BY rowid").fetchall()
             meta = self._conn().execute("SELECT dimensions, embedding_model FROM documents LIMIT 1").fetchone()
         self._keys = [(r[0], r[1]) for r in rows]
@@ -81,7 +83,15 @@ class SqliteStore:
             raise StoreError(f"{self.description} is closed")
         return self._db
 
+    def _changed_elsewhere(self) -> bool:
+        """Another connection (another retriever on this file, another process) committed since our reload."""
+        with self._lock:
+            version = self._conn().execute("PRAGMA data_version").fetchone()[0]
+        return version != self._data_version
+
     async def search(self, vector: list[float], k: int, threshold: float | None) -> list[Chunk]:
+        if self._changed_elsewhere():
+            await asyncio.to_thread(self._reload)
         matrix, keys = self._matrix, self._keys  # a consistent pair even if a reload happens meanwhile
         if not keys:
             return []
