@@ -251,6 +251,21 @@ def test_links_are_fetched_and_ingested(stack, tmp_path):
     assert dataprep(stack, "/v1/dataprep/delete", STAFF, {"pipeline": "rag", "file_path": url})[0] == 200
 
 
+async def _queue_waits(db, model: str) -> list[float]:
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from flotilla.store.schema import usage
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(sa.select(usage.c.queue_wait_ms).where(usage.c.model == model))
+            return [r[0] for r in rows if r[0] is not None]
+    finally:
+        await engine.dispose()
+
+
 def _occupy_chat(stack, tokens: int) -> concurrent.futures.Future:
     """A long direct request holding chat's only slot (maxConcurrency 1)."""
     pool = concurrent.futures.ThreadPoolExecutor(1)
@@ -299,6 +314,9 @@ def test_pipeline_calls_queue_by_the_callers_priority(stack):
     assert not busy.done(), "the slot was freed before both requests queued: the test proves nothing"
     first.result(60), second.result(60), busy.result(60)
     assert finished == ["staff", "students"]
+    db = stack["tmp"] / f"flotilla-{stack['gateway'].rsplit(':', 1)[1]}.db"
+    # The pipeline's usage record carries the time its LLM call waited in chat's queue.
+    _wait(lambda: any(w > 0 for w in asyncio.run(_queue_waits(db, "rag"))), what="the pipeline's queue wait to be recorded")
 
 
 def test_client_disconnect_mid_stream_frees_the_model(stack):

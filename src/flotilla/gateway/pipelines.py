@@ -59,6 +59,7 @@ class InternalModelClient:
         self.token_name = token_name
         self.priority = priority
         self.threshold = threshold
+        self.queue_wait_s = 0.0  # what this request's calls waited in model queues, together
 
     @contextlib.asynccontextmanager
     async def open(self, model: str, path: str, payload: dict[str, Any]) -> AsyncIterator[_Response]:
@@ -79,6 +80,7 @@ class InternalModelClient:
                 lease = await h._acquire(ticket, retry=attempt > 0)
             except errors.GatewayError as exc:  # the caller's threshold, or no replica: the gateway's own answer
                 raise CallRejected(exc.status, exc.message, exc.code, exc.headers) from None
+            self.queue_wait_s += lease.queue_wait_s
             failed = False
             try:
                 try:
@@ -123,6 +125,7 @@ class PipelineModel:
             result.status, result.outcome = stats.status, stats.outcome
             result.prompt_tokens, result.completion_tokens = stats.prompt_tokens, stats.completion_tokens
             result.first_byte_at, result.complete = stats.first_byte_at, stats.complete
+            record.queue_wait_ms = client.queue_wait_s * 1000
 
 
 def _error_response(exc: PipelineError | errors.GatewayError, request_id: str) -> web.Response:
