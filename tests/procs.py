@@ -73,6 +73,13 @@ def flotilla(*args: str) -> list[str]:
 @contextlib.contextmanager
 def sim_engine(tmp: Path, model: str = "chat", **options) -> Iterator[str]:
     """A real sim engine on a free port; yields its base URL."""
+    with sim_process(tmp, model, **options) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def sim_process(tmp: Path, model: str = "chat", **options) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real sim engine on a free port; yields its base URL and process (to kill it in a test)."""
     port = free_port()
     argv = flotilla("sim", "--port", str(port), "--model", model)
     for key, value in options.items():
@@ -81,8 +88,8 @@ def sim_engine(tmp: Path, model: str = "chat", **options) -> Iterator[str]:
             argv.append(flag)
         elif value is not False:
             argv += [flag, str(value)]
-    with running(argv, f"http://127.0.0.1:{port}/health", tmp / f"sim-{port}.log"):
-        yield f"http://127.0.0.1:{port}"
+    with running(argv, f"http://127.0.0.1:{port}/health", tmp / f"sim-{port}.log") as proc:
+        yield f"http://127.0.0.1:{port}", proc
 
 
 @contextlib.contextmanager

@@ -251,6 +251,7 @@ def test_gateway_configmap_is_the_spec_with_secrets_as_references(everything):
     assert loaded.model("chat").hf_token is None  # no Hugging Face secret for the gateway
     assert loaded.gateway.database == env["FLOTILLA_DATABASE_URL"]
     assert loaded.gateway.dispatcher.kind == "rabbitmq" and loaded.gateway.dispatcher.url == env["FLOTILLA_RABBITMQ_URL"]
+    assert loaded.gateway.dispatcher.prefix == "rel-flotilla"  # releases sharing a broker keep apart
     assert loaded.gateway.host == "0.0.0.0"
 
 

@@ -58,7 +58,7 @@ def test_render_reports_spec_errors_with_their_path(tmp_path):
 
 def test_render_reports_chart_refusals(tmp_path):
     spec = tmp_path / "flotilla.yaml"
-    spec.write_text("models: [{name: chat, engine: sim}]\ngateway: {replicas: 3}\n")
+    spec.write_text("models: [{name: chat, engine: sim}]\ngateway: {replicas: 3}\nrabbitmq: {type: internal}\n")
     result = run("render", str(spec), "-o", str(tmp_path / "out"))
     assert result.returncode == 1 and "tokenDatabase.type is sqlite" in result.stderr
 

@@ -17,15 +17,26 @@ def render_error(values) -> str:
 def test_sqlite_with_two_gateway_replicas():
     values = model_spec(name="m", engine="sim")
     values["gateway"]["replicas"] = 2
+    values["rabbitmq"] = {"type": "internal"}
     message = render_error(values)
     assert "gateway.replicas is 2 but tokenDatabase.type is sqlite" in message
     assert "postgresql" in message
 
 
-def test_two_gateway_replicas_are_fine_with_postgresql():
+def test_two_gateway_replicas_without_a_broker():
     values = model_spec(name="m", engine="sim")
     values["gateway"]["replicas"] = 2
     values["tokenDatabase"] = {"type": "postgresql"}
+    message = render_error(values)
+    assert "gateway.replicas is 2 but rabbitmq.type is none" in message
+    assert "priorities would hold only within one pod" in message
+
+
+def test_two_gateway_replicas_are_fine_with_postgresql_and_rabbitmq():
+    values = model_spec(name="m", engine="sim")
+    values["gateway"]["replicas"] = 2
+    values["tokenDatabase"] = {"type": "postgresql"}
+    values["rabbitmq"] = {"type": "internal"}
     assert render(values)
 
 

@@ -34,7 +34,7 @@ def test_sources_say_where_each_value_comes_from(tmp_path):
 
 def test_ready_message_has_endpoint_models_examples_and_no_secret(tmp_path):
     spec, path = load(tmp_path)
-    text = ready_message(spec, path, "http://127.0.0.1:8000/v1", tmp_path / "run", token_sources(spec, path, env=ENV))
+    text = ready_message(spec, path, ["http://127.0.0.1:8000/v1"], tmp_path / "run", token_sources(spec, path, env=ENV))
     for secret in ("local-staff-secret", "students-secret-value", "literal-bot-secret"):
         assert secret not in text
     assert "http://127.0.0.1:8000/v1" in text

@@ -1,5 +1,6 @@
 """`flotilla up` as users run it, on sim engines: restart under load, clean stops, failures."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from openai import OpenAI
+from rabbitmq import delete_installation, random_prefix, require_shared_broker
 from up_helpers import UpProcess, descendants, pid_running, wait_until
 
 from flotilla.local.ports import free_port
@@ -176,3 +178,25 @@ def test_external_models_are_not_launched_but_served(tmp_path, up_factory):
         reply = client.chat.completions.create(model="remote", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
         assert reply.choices[0].message.content
         assert up.stop(signal.SIGINT) == 0
+
+
+def test_gateway_replicas_start_several_gateways_sharing_one_queue(tmp_path, up_factory):
+    """`gateway.replicas: 3` with the RabbitMQ dispatcher: three gateways on consecutive ports."""
+    url, prefix = require_shared_broker(), random_prefix()
+    path = write_spec(tmp_path, [{"name": "sim", "engine": "sim", "sim": {"ttftMs": 2, "itlMs": 1}}])
+    spec = yaml.safe_load(path.read_text())
+    spec["gateway"].update({"replicas": 3, "dispatcher": {"kind": "rabbitmq", "url": url, "prefix": prefix}})
+    path.write_text(yaml.safe_dump(spec))
+    try:
+        up = up_factory(path)
+        state = up.wait_ready(timeout=120)
+        gateways = state["gateways"]
+        assert [g["phase"] for g in gateways] == ["healthy"] * 3
+        ports = [g["port"] for g in gateways]
+        assert ports == [ports[0], ports[0] + 1, ports[0] + 2]
+        for port in ports:  # every gateway answers, from the one queue
+            client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=TOKEN, max_retries=0, timeout=30)
+            assert ask(client)
+        up.stop()
+    finally:
+        asyncio.run(delete_installation(url, prefix, ["sim"]))

@@ -22,7 +22,8 @@ broker URL and Hugging Face tokens never reach a ConfigMap. Returns YAML.
 {{- $_ := set $gateway "host" "0.0.0.0" -}}
 {{- $_ := set $gateway "database" "${FLOTILLA_DATABASE_URL}" -}}
 {{- if ne .Values.rabbitmq.type "none" -}}
-{{- $_ := set $gateway "dispatcher" (dict "kind" "rabbitmq" "url" "${FLOTILLA_RABBITMQ_URL}") -}}
+{{- /* Queue names start with the release's name, so several releases may share one broker. */ -}}
+{{- $_ := set $gateway "dispatcher" (dict "kind" "rabbitmq" "url" "${FLOTILLA_RABBITMQ_URL}" "prefix" (include "flotilla.fullname" .)) -}}
 {{- end -}}
 {{- toYaml (dict "models" $models "gateway" $gateway) -}}
 {{- end -}}

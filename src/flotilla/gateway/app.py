@@ -20,6 +20,7 @@ from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
 from flotilla.gateway.metrics import GatewayMetrics
+from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import ParsedBody, effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamClient, UpstreamUnreachable
@@ -64,6 +65,7 @@ class ServedModel:
     upstream_name: str
     upstream_headers: dict[str, str]
     vllm_priority: bool
+    prefix_aware: bool = False  # tickets carry the prompt's prefix blocks for routing
 
 
 class GatewayHandlers:
@@ -144,7 +146,8 @@ class GatewayHandlers:
             return exc.response(request_id)
 
         priority = effective_priority(principal.priority, parsed.requested_priority)
-        ticket = Ticket(request_id, parsed.model, principal.name, priority, principal.threshold, started)
+        blocks = prompt_blocks(parsed.payload) if served is not None and served.prefix_aware else ()
+        ticket = Ticket(request_id, parsed.model, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
             request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,

@@ -10,6 +10,7 @@ import aiohttp
 
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.replicas import Replica, ReplicaPool
+from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("flotilla.gateway.health")
@@ -42,12 +43,14 @@ class ModelHealth:
         health_path: str,
         metrics_path: str | None,
         headers: dict[str, str] | None = None,
+        speed: SpeedGovernor | None = None,
     ) -> None:
         self.pool = pool
         self.sources = sources
         self.health_path = health_path
         self.metrics_path = metrics_path
         self.headers = headers or {}
+        self.speed = speed  # minTokensPerSecond: limits each replica by its measured decode speed
 
 
 class HealthMonitor:
@@ -103,9 +106,12 @@ class HealthMonitor:
             if healthy and model.metrics_path:
                 async with self._session.get(replica.url + model.metrics_path, timeout=timeout) as resp:
                     if resp.status == 200:
-                        load = engine_load_from_metrics(await resp.read())
+                        text = await resp.read()
+                        load = engine_load_from_metrics(text)
                         if load is not None:
                             replica.external_load = max(0, load - replica.in_flight)
+                        if model.speed is not None:
+                            model.speed.observe(replica, text, load if load is not None else replica.in_flight)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             healthy, error = False, f"{type(exc).__name__}: {exc}".rstrip(": ")
         changed = model.pool.mark(replica, healthy, error)

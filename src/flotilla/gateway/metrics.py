@@ -20,14 +20,18 @@ class _LiveStateCollector(Collector):
         pools: dict[str, ReplicaPool],
         queue_depths: Callable[[], dict[tuple[str, int], int]],
         usage: UsageRecorder | None,
+        dispatcher_status: Callable[[], tuple[bool, dict]] | None = None,
     ):
         self._pools = pools
         self._queue_depths = queue_depths
         self._usage = usage
+        self._dispatcher_status = dispatcher_status
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
-            "flotilla_queue_depth", "Requests waiting in the gateway for a replica slot.", labels=["model", "priority"]
+            "flotilla_queue_depth",
+            "Requests waiting at this gateway for a replica slot (several gateways: sum them).",
+            labels=["model", "priority"],
         )
         depths = self._queue_depths()
         for (model, priority), count in sorted(depths.items()):
@@ -50,6 +54,21 @@ class _LiveStateCollector(Collector):
         yield in_flight
         yield healthy
         yield capacity
+        if self._dispatcher_status is not None:
+            connected, detail = self._dispatcher_status()
+            yield GaugeMetricFamily(
+                "flotilla_dispatcher_connected", "1 when the dispatcher can hand out slots (its broker is reachable).",
+                value=1 if connected else 0,
+            )
+            scheduling = set(detail.get("scheduling", ()))
+            active = GaugeMetricFamily(
+                "flotilla_dispatcher_scheduling",
+                "1 where this gateway decides a model's slots; its in-flight and free-slot gauges are the model's.",
+                labels=["model"],
+            )
+            for model in self._pools:
+                active.add_metric([model], 1 if model in scheduling else 0)
+            yield active
         if self._usage is not None:
             u = self._usage
             yield GaugeMetricFamily("flotilla_usage_records_pending", "Usage records not yet written.", value=u.pending)
@@ -93,8 +112,9 @@ class GatewayMetrics:
         pools: dict[str, ReplicaPool],
         queue_depths: Callable[[], dict[tuple[str, int], int]],
         usage: UsageRecorder | None = None,
+        dispatcher_status: Callable[[], tuple[bool, dict]] | None = None,
     ) -> None:
-        self.registry.register(_LiveStateCollector(pools, queue_depths, usage))
+        self.registry.register(_LiveStateCollector(pools, queue_depths, usage, dispatcher_status))
 
     def _child(self, metric, *labels: str):
         key = (id(metric), labels)

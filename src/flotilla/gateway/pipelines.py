@@ -19,6 +19,7 @@ from aiohttp import web
 from flotilla.gateway import errors
 from flotilla.gateway.app import GatewayHandlers, new_request_id, request_id_of
 from flotilla.gateway.dispatch import Ticket
+from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import RelayResult
 from flotilla.gateway.requests import ParsedBody, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import UpstreamBroken, UpstreamResponse, UpstreamUnreachable
@@ -72,7 +73,8 @@ class InternalModelClient:
             ParsedBody(dict(payload), model, stream, False, None), served.upstream_name,
             vllm_priority_of(self.priority) if served.vllm_priority else None,
         )
-        ticket = Ticket(new_request_id(), model, self.token_name, self.priority, self.threshold)
+        blocks = prompt_blocks(payload) if served.prefix_aware else ()
+        ticket = Ticket(new_request_id(), model, self.token_name, self.priority, self.threshold, blocks=blocks)
         headers = {"Content-Type": "application/json", "X-Request-Id": ticket.request_id, **served.upstream_headers}
         last_error = ""
         for attempt in range(h.max_attempts):

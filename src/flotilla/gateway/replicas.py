@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-RoutingPolicy = Literal["least-loaded", "round-robin"]
+if TYPE_CHECKING:
+    from flotilla.gateway.routing import Router
 
 
 @dataclass(eq=False, slots=True)
@@ -22,6 +23,7 @@ class Replica:
     removed: bool = False  # gone from discovery; finishes what it has, gets nothing new
     last_error: str | None = None
     label: str = field(default="")
+    speed_limit: int | None = None  # fewer than capacity while its requests decode too slowly (minTokensPerSecond)
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -29,22 +31,35 @@ class Replica:
 
     @property
     def free_slots(self) -> int:
-        return self.capacity - self.in_flight - self.external_load
+        limit = self.capacity if self.speed_limit is None else min(self.capacity, self.speed_limit)
+        return limit - self.in_flight - self.external_load
 
     @property
     def accepts(self) -> bool:
         return self.healthy and not self.removed and self.free_slots > 0
 
+    def accepts_beyond(self, extra: int) -> bool:
+        """Room when `extra` slots beyond maxConcurrency may be used (high-priority burst). The speed
+        limit still holds: a burst request must not slow everyone below the floor either."""
+        if not self.healthy or self.removed:
+            return False
+        room = self.capacity + extra - self.in_flight - self.external_load
+        if self.speed_limit is not None:
+            room = min(room, self.speed_limit + extra - self.in_flight - self.external_load)
+        return room > 0
+
 
 class ReplicaPool:
     """The replicas of one model; `pick` returns one with room, or None."""
 
-    def __init__(self, model: str, capacity: int, policy: RoutingPolicy = "least-loaded") -> None:
+    def __init__(self, model: str, capacity: int, policy: str = "least-loaded") -> None:
+        from flotilla.gateway.routing import make_router
+
         self.model = model
         self.capacity = capacity
         self.policy = policy
+        self.router: Router = make_router(policy)
         self.replicas: list[Replica] = []
-        self._rr = itertools.count()
         self.unhealthy_since: float | None = time.monotonic()  # no healthy replica since (None: some healthy)
 
     def set_urls(self, urls: list[str]) -> bool:
@@ -64,20 +79,22 @@ class ReplicaPool:
         self.replicas = [r for r in self.replicas if not (r.removed and r.in_flight == 0)]
         return changed
 
-    def pick(self) -> Replica | None:
-        if len(self.replicas) == 1:
+    def pick(self, blocks: Sequence[int] = (), extra: int = 0) -> Replica | None:
+        """A replica with room (`extra`: slots beyond maxConcurrency allowed), chosen by the routing
+        policy; None when none has room."""
+        if extra:
+            candidates = [r for r in self.replicas if r.accepts_beyond(extra)]
+        elif len(self.replicas) == 1:
             only = self.replicas[0]
             return only if only.accepts else None
-        candidates = [r for r in self.replicas if r.accepts]
+        else:
+            candidates = [r for r in self.replicas if r.accepts]
         if not candidates:
             return None
-        if self.policy == "round-robin":
-            return candidates[next(self._rr) % len(candidates)]
-        # Least loaded: lowest share of capacity in use; ties go round robin so load spreads.
-        best = min(candidates, key=lambda r: (r.in_flight + r.external_load) / r.capacity)
-        load = (best.in_flight + best.external_load) / best.capacity
-        ties = [r for r in candidates if (r.in_flight + r.external_load) / r.capacity == load]
-        return ties[next(self._rr) % len(ties)] if len(ties) > 1 else best
+        return self.router.choose(candidates, blocks)
+
+    def has_room(self, extra: int = 0) -> bool:
+        return any(r.accepts_beyond(extra) if extra else r.accepts for r in self.replicas)
 
     def mark(self, replica: Replica, healthy: bool, error: str | None = None) -> bool:
         """Record a health observation; True when the replica's health changed."""

@@ -10,11 +10,12 @@ from aiohttp import web
 from flotilla.engines import get_engine
 from flotilla.gateway.app import GatewayHandlers, ServedModel, add_routes, openai_errors
 from flotilla.gateway.auth import TokenCache
-from flotilla.gateway.dispatch import LocalDispatcher
+from flotilla.gateway.dispatch import make_dispatcher
 from flotilla.gateway.endpoints import EndpointSource
 from flotilla.gateway.health import HealthMonitor, ModelHealth
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.replicas import ReplicaPool
+from flotilla.gateway.speed import SpeedGovernor
 from flotilla.gateway.upstream import UpstreamClient
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.logs import configure_logging
@@ -53,22 +54,26 @@ def resolve_endpoints(
     return sources
 
 
-def _served_model(model: ModelSpec) -> ServedModel:
+def _served_model(model: ModelSpec, routing: str) -> ServedModel:
     headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
-    return ServedModel(model, model.upstream_model_name, headers, model.forwards_vllm_priority)
+    return ServedModel(
+        model, model.upstream_model_name, headers, model.forwards_vllm_priority,
+        prefix_aware=(model.routing or routing) == "prefix-aware",
+    )
 
 
 def _health_of(model: ModelSpec, pool: ReplicaPool, sources: list[EndpointSource]) -> ModelHealth:
     engine = get_engine(model.engine)
     headers = {"Authorization": f"Bearer {model.api_key}"} if model.api_key else {}
-    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, headers)
+    speed = SpeedGovernor(model.min_tokens_per_second) if model.min_tokens_per_second else None
+    return ModelHealth(pool, sources, engine.health_path, engine.metrics_path, headers, speed)
 
 
 async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]]) -> web.Application:
     """Open the store, load tokens, probe replicas, then return the app (its cleanup closes everything)."""
     g = spec.gateway
     sources = resolve_endpoints(spec, endpoints)
-    pools = {m.name: ReplicaPool(m.name, m.max_concurrency, g.routing) for m in spec.models}
+    pools = {m.name: ReplicaPool(m.name, m.max_concurrency, m.routing or g.routing) for m in spec.models}
     closers: list = []  # closed in reverse order of opening
 
     async def close_all(_: web.Application | None = None) -> None:
@@ -96,7 +101,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         usage = UsageRecorder(store, flush_interval_s=g.usage_flush_s)
         usage.start()
         closers.append(usage.close)
-        dispatcher = LocalDispatcher(pools, max_queue_wait_s=g.max_queue_wait_s, unavailable_wait_s=g.unavailable_wait_s)
+        dispatcher = make_dispatcher(spec, pools)
         monitor = HealthMonitor(
             [_health_of(m, pools[m.name], sources[m.name]) for m in spec.models],
             session, g.health_interval_s, dispatcher.replicas_changed,
@@ -110,15 +115,16 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         raise
 
     metrics = GatewayMetrics()
-    metrics.watch(pools, dispatcher.queue_depths, usage)
+    metrics.watch(pools, dispatcher.queue_depths, usage, dispatcher.status)
 
     def ready_check() -> tuple[bool, dict]:
         replicas = {name: pool.healthy_count for name, pool in pools.items()}
-        return tokens.loaded, {"tokens": len(tokens), "healthy_replicas": replicas}
+        dispatch_ok, dispatch = dispatcher.status()
+        return tokens.loaded and dispatch_ok, {"tokens": len(tokens), "healthy_replicas": replicas, "dispatcher": dispatch}
 
     most_replicas = max(len(p.replicas) for p in pools.values())
     handlers = GatewayHandlers(
-        {m.name: _served_model(m) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
+        {m.name: _served_model(m, g.routing) for m in spec.models}, tokens, dispatcher, upstream, usage, metrics,
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
     )
     app = web.Application(middlewares=[openai_errors], client_max_size=g.max_body_bytes)

@@ -67,9 +67,10 @@ def _token_expression(source: TokenSource | None) -> str:
 
 
 def ready_message(
-    spec: FlotillaSpec, spec_path: Path, endpoint: str, run_dir: Path, sources: list[TokenSource]
+    spec: FlotillaSpec, spec_path: Path, endpoints: list[str], run_dir: Path, sources: list[TokenSource]
 ) -> str:
     """Plain text (no markup) so it can be copied as is."""
+    endpoint = endpoints[0]
     # A spec with pipelines is run for them: the examples call the first one.
     example_model = spec.pipelines[0].name if spec.pipelines else spec.models[0].name
     # The highest-priority token is the one a person trying things out wants.
@@ -77,6 +78,10 @@ def ready_message(
     token = _token_expression(best)
     lines = [
         f"Flotilla is up: OpenAI-compatible endpoint {endpoint}",
+        *(
+            [f"  and {len(endpoints) - 1} more gateway(s) sharing its queues: {', '.join(endpoints[1:])}"]
+            if len(endpoints) > 1 else []
+        ),
         "",
         "Models:",
         *(f"  {m.name:<16} {m.engine} x{m.replica_count}" for m in spec.models),

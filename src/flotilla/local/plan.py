@@ -29,11 +29,19 @@ class PlanError(Exception):
 @dataclass(frozen=True)
 class RunPlan:
     engines: list[ProcessSpec]
-    gateway: ProcessSpec
+    gateways: list[ProcessSpec]  # one, or gateway.replicas sharing queues through RabbitMQ
+
+    @property
+    def gateway(self) -> ProcessSpec:
+        return self.gateways[0]
 
     @property
     def endpoint(self) -> str:
         return f"{self.gateway.url}/v1"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [f"{g.url}/v1" for g in self.gateways]
 
 
 def flotilla_command(*args: str) -> list[str]:
@@ -80,26 +88,37 @@ def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port:
 
     problems += pipeline_problems(spec, spec_path)
     host = spec.gateway.host
-    port = gateway_port or spec.gateway.port
-    if not port_is_free(host, port):
-        problems.append(
-            f"gateway.port: port {port} on {host} is in use; stop what uses it, change gateway.port, "
-            "or pass --port"
-        )
+    first_port = gateway_port or spec.gateway.port
+    count = spec.gateway.replicas
+    ports = list(range(first_port, first_port + count))
+    if ports[-1] > 65535:
+        problems.append(f"gateway.replicas: {count} gateways from port {first_port} run past port 65535")
+    for port in ports:
+        if port <= 65535 and not port_is_free(host, port):
+            problems.append(
+                f"gateway.port: port {port} on {host} is in use; stop what uses it, change gateway.port, "
+                "or pass --port"
+                + (f" (gateway.replicas: {count} gateways take ports {ports[0]}-{ports[-1]})" if count > 1 else "")
+            )
     if problems:
         raise PlanError(problems)
 
     endpoint_flags = [flag for e in engines for flag in ("--endpoint", f"{e.model}={e.url}")]
-    gateway_url = f"http://{connect_host(host)}:{port}"
-    gateway = ProcessSpec(
-        name="gateway",
-        role="gateway",
-        argv=flotilla_command(
-            "gateway", str(spec_path.resolve()), "--host", host, "--port", str(port), *endpoint_flags
-        ),
-        log_path=run_dir / "gateway.log",
-        port=port,
-        url=gateway_url,
-        health_url=gateway_url + "/health/ready",
-    )
-    return RunPlan(engines=engines, gateway=gateway)
+    gateways = []
+    for index, port in enumerate(ports):
+        gateway_url = f"http://{connect_host(host)}:{port}"
+        name = "gateway" if count == 1 else f"gateway-{index}"
+        gateways.append(
+            ProcessSpec(
+                name=name,
+                role="gateway",
+                argv=flotilla_command(
+                    "gateway", str(spec_path.resolve()), "--host", host, "--port", str(port), *endpoint_flags
+                ),
+                log_path=run_dir / f"{name}.log",
+                port=port,
+                url=gateway_url,
+                health_url=gateway_url + "/health/ready",
+            )
+        )
+    return RunPlan(engines=engines, gateways=gateways)

@@ -64,7 +64,7 @@ class Stack:
         self.events = EventLog(run_dir / "up.log")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # children's logs appear as they are written
         self.engines = [self._supervised(p, env) for p in plan.engines]
-        self.gateway = self._supervised(plan.gateway, env)
+        self.gateways = [self._supervised(g, env) for g in plan.gateways]
 
     def _supervised(self, spec: ProcessSpec, env: dict[str, str]) -> SupervisedProcess:
         return SupervisedProcess(
@@ -77,7 +77,7 @@ class Stack:
 
     @property
     def everything(self) -> list[SupervisedProcess]:
-        return [*self.engines, self.gateway]
+        return [*self.engines, *self.gateways]
 
     def event(self, message: str) -> None:
         line = self.events.write(message)
@@ -89,7 +89,7 @@ class Stack:
             status=self.status,
             spec_path=self.spec_path,
             endpoint=self.plan.endpoint,
-            gateway=self.gateway,
+            gateways=self.gateways,
             engines=self.engines,
         )
 
@@ -123,7 +123,7 @@ class Stack:
     async def shutdown(self) -> None:
         self.set_status("stopping")
         self.event("stopping: gateway first, then engines")
-        await stop_in_order([[self.gateway], self.engines], self.settings.grace_s)
+        await stop_in_order([self.gateways, self.engines], self.settings.grace_s)
         self.set_status("stopped")
 
     def kill_now(self) -> None:
@@ -170,7 +170,7 @@ async def run_stack(stack: Stack) -> int:
             with Live(ProgressTable(stack.everything, title), console=stack.console, refresh_per_second=4):
                 await stack.start_stage(stack.engines, stop)
                 if not stop.is_set():
-                    await stack.start_stage([stack.gateway], stop)
+                    await stack.start_stage(stack.gateways, stop)
                 if not stop.is_set() and stack.spec.pipelines:
                     await ingest_pipeline_sources(stack)
         finally:
@@ -178,7 +178,7 @@ async def run_stack(stack: Stack) -> int:
         if not stop.is_set():
             stack.set_status("ready")
             sources = token_sources(stack.spec, stack.spec_path)
-            message = ready_message(stack.spec, stack.spec_path, stack.plan.endpoint, stack.run_dir, sources)
+            message = ready_message(stack.spec, stack.spec_path, stack.plan.endpoints, stack.run_dir, sources)
             # soft_wrap: the examples must stay copy-pasteable whatever the terminal's width.
             stack.console.print(message, markup=False, highlight=False, soft_wrap=True)
             await stop.wait()

@@ -40,7 +40,7 @@ def write_state(
     status: str,
     spec_path: Path,
     endpoint: str,
-    gateway: SupervisedProcess,
+    gateways: list[SupervisedProcess],
     engines: list[SupervisedProcess],
 ) -> None:
     state = {
@@ -50,7 +50,8 @@ def write_state(
         "run_dir": str(run_dir.resolve()),
         "endpoint": endpoint,
         "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "gateway": process_state(gateway),
+        "gateway": process_state(gateways[0]),
+        "gateways": [process_state(g) for g in gateways],
         "engines": [process_state(e) for e in engines],
     }
     path = run_dir / STATE_FILE

@@ -33,7 +33,9 @@ class SimEngine:
         return min(1.0, self.kv_tokens / self._kv_capacity)
 
     def render_metrics(self) -> str:
-        return self.metrics.render(self.scheduler.running, self.scheduler.waiting, self.kv_cache_usage)
+        return self.metrics.render(
+            self.scheduler.running, self.scheduler.waiting, self.kv_cache_usage, self.scheduler.peak
+        )
 
 
 async def sleep_until(deadline: float) -> None:

@@ -73,7 +73,7 @@ class SimMetrics:
         self.e2e_latency.observe(e2e)
         self.queue_time.observe(queued)
 
-    def render(self, running: int, waiting: int, kv_cache_usage: float) -> str:
+    def render(self, running: int, waiting: int, kv_cache_usage: float, peak: int = 0) -> str:
         labels = self._labels
         out: list[str] = []
 
@@ -94,6 +94,9 @@ class SimMetrics:
         ):
             header(name, "counter", help_text)
             out.append(f"{name}{{{labels}}} {float(count)!r}")
+        # Not a vLLM metric: the simulator's own record, for tests of admission control.
+        header("sim:num_requests_peak", "gauge", "Most requests inside the engine at once (running + waiting).")
+        out.append(f"sim:num_requests_peak{{{labels}}} {float(peak)!r}")
         header("vllm:request_success_total", "counter", "Count of successfully processed requests.")
         for reason, count in self.request_success.items():
             out.append(f'vllm:request_success_total{{{labels},finished_reason="{reason}"}} {float(count)!r}')

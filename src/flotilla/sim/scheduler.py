@@ -17,6 +17,7 @@ class BatchScheduler:
         self.max_num_seqs = max_num_seqs
         self.running = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self.peak = 0  # most requests ever inside at once (running + waiting): shows a caller's over-admission
 
     @property
     def waiting(self) -> int:
@@ -26,6 +27,7 @@ class BatchScheduler:
         """Take a slot now if one is free and nobody is queued before us (no await: the hot path)."""
         if self.running < self.max_num_seqs and not self._waiting:
             self.running += 1
+            self.peak = max(self.peak, self.running)
             return True
         return False
 
@@ -35,6 +37,7 @@ class BatchScheduler:
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
+        self.peak = max(self.peak, self.running + len(self._waiting))
         try:
             await waiter
         except asyncio.CancelledError:

@@ -153,7 +153,9 @@ class GatewayDeploy(SpecModel):
     """Kubernetes settings of the gateway Deployment (fields of `gateway:`)."""
 
     replicas: int = Field(
-        1, ge=1, description="Gateway pods; each keeps its own queues until the RabbitMQ dispatcher lands."
+        1, ge=1,
+        description="Gateway processes (flotilla up: on consecutive ports from `port`) or pods (chart). More than "
+        "one share queues and slots through RabbitMQ: gateway.dispatcher.kind rabbitmq, or rabbitmq.type in the chart.",
     )
     image: ImageSpec = Field(default_factory=ImageSpec)
     resources: dict[str, Any] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from flotilla.spec.base import SpecModel
 from flotilla.spec.deploy import GatewayDeploy
+from flotilla.spec.scheduling import RoutingPolicy, SchedulingSpec
 
 _TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -30,13 +31,27 @@ class TokenSpec(SpecModel):
 class DispatcherSpec(SpecModel):
     """Where the per-model queues live: in this process, or RabbitMQ shared by many gateways."""
 
-    kind: Literal["local", "rabbitmq"] = "local"
-    url: str | None = Field(None, description="amqp:// URL when kind is rabbitmq.")
+    kind: Literal["local", "rabbitmq"] = Field(
+        "local", description="local: one gateway process; rabbitmq: any number of gateways share queues and slots."
+    )
+    url: str | None = Field(None, description="amqp:// or amqps:// URL when kind is rabbitmq (use ${ENV} for the password).")
+    prefix: str = Field(
+        "flotilla", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Names of this installation's queues and exchange start with it (several installations may share a broker).",
+    )
+    queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="quorum: each model's queue is replicated over a RabbitMQ cluster's nodes and survives losing "
+        "one (every message is written to a majority's disks: slower); classic: on one node.",
+    )
 
     @model_validator(mode="after")
     def _rabbitmq_needs_url(self) -> "DispatcherSpec":
-        if self.kind == "rabbitmq" and not self.url:
-            raise ValueError("dispatcher kind 'rabbitmq' needs `url` (amqp://user:pass@host:5672/vhost)")
+        if self.kind == "rabbitmq":
+            if not self.url:
+                raise ValueError("dispatcher kind 'rabbitmq' needs `url` (amqp://user:pass@host:5672/vhost)")
+            if not self.url.startswith(("amqp://", "amqps://")):
+                raise ValueError("dispatcher url must start with amqp:// or amqps://")
         return self
 
 
@@ -48,7 +63,14 @@ class GatewaySpec(GatewayDeploy):
         description="Token and usage store: sqlite:///path, postgresql+asyncpg://..., mysql+aiomysql://...",
     )
     tokens: list[TokenSpec] = Field(default_factory=list, description="Bootstrapped into the store at start.")
-    routing: Literal["least-loaded", "round-robin"] = "least-loaded"
+    routing: RoutingPolicy = Field(
+        "least-loaded",
+        description="How a replica is chosen: least-loaded, round-robin, or prefix-aware (the replica that served "
+        "the longest prefix of this prompt recently, unless that would unbalance the load).",
+    )
+    scheduling: SchedulingSpec = Field(
+        default_factory=SchedulingSpec, description="Order of waiting requests (models may override it)."
+    )
     dispatcher: DispatcherSpec = Field(default_factory=DispatcherSpec)
     max_queue_wait_s: float | None = Field(
         None, gt=0, description="A request waiting longer ends with 503 (None: wait as long as it takes)."

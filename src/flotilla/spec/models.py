@@ -16,6 +16,7 @@ from flotilla.spec.engines import (
     TgiOptions,
     VllmOptions,
 )
+from flotilla.spec.scheduling import PriorityBurstSpec, RoutingPolicy, SchedulingSpec
 
 # Kubernetes object names are DNS-1035 labels; model names become part of them.
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -27,6 +28,16 @@ class ModelSpec(ModelDeploy):
     replicas: int = Field(1, ge=0, description="Engine replicas (ignored for external: one per URL).")
     max_concurrency: int = Field(
         8, ge=1, description="Requests one replica takes at once; the rest wait in the gateway's queue."
+    )
+    scheduling: SchedulingSpec | None = Field(None, description="Overrides gateway.scheduling for this model.")
+    routing: RoutingPolicy | None = Field(None, description="Overrides gateway.routing for this model.")
+    priority_burst: PriorityBurstSpec | None = Field(
+        None, description="Slots beyond maxConcurrency for high priorities (the engine must have room for them)."
+    )
+    min_tokens_per_second: float | None = Field(
+        None, gt=0,
+        description="Admit another request onto a replica only while each of its requests still decodes at least "
+        "this fast (read from the engine's own inter-token latency); maxConcurrency stays the ceiling.",
     )
     served_model_name: str | None = Field(
         None, description="Model name the engine expects; default: `name`."

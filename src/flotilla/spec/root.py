@@ -36,6 +36,18 @@ class FlotillaSpec(DeploySettings):
         return self
 
     @model_validator(mode="after")
+    def _many_gateways_share_a_broker(self) -> "FlotillaSpec":
+        g = self.gateway
+        if g.replicas > 1 and g.dispatcher.kind == "local" and self.rabbitmq.type == "none":
+            raise ValueError(
+                f"gateway.replicas is {g.replicas} but the dispatcher is local: each gateway would keep its own "
+                "queues, so priorities would hold only within one gateway and every replica could receive "
+                f"{g.replicas} x maxConcurrency requests. Set gateway.dispatcher (kind: rabbitmq, url: amqp://...) "
+                "or, in the chart, rabbitmq.type: internal or external"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _pipelines_refer_to_the_spec(self) -> "FlotillaSpec":
         problems: list[InitErrorDetails] = []
 

@@ -1,9 +1,8 @@
 """The dispatcher interface: acquire a slot on a replica for a request, release it afterwards.
 
-The in-process implementation (local.py) keeps one queue per model in this process. A RabbitMQ
-implementation shared by many gateway replicas implements the same interface: acquire publishes
-the ticket to the model's priority queue and awaits a grant naming a replica; release tells the
-replica's consumer the slot is free again.
+Two implementations keep one contract (tests/gateway/test_dispatch_contract.py runs against both):
+local.py keeps one queue per model in this process; rabbitmq/ shares the queues of many gateway
+processes through RabbitMQ. Both apply the same rules (model_queue.py).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ class Ticket:
     priority: int  # effective priority (higher first)
     threshold: int  # how many of this token's requests may wait in this model's queue
     created_at: float = field(default_factory=time.monotonic)
+    blocks: tuple[int, ...] = ()  # the prompt's prefix block hashes, for prefix-aware routing
 
 
 @dataclass(slots=True)
@@ -34,6 +34,7 @@ class Lease:
     ticket: Ticket
     replica: Replica
     queue_wait_s: float
+    dispatch_key: str | None = None  # how a shared dispatcher names this slot (request ids come from clients)
 
 
 class DispatchError(Exception):
@@ -75,5 +76,10 @@ class Dispatcher(Protocol):
         ...
 
     def queue_depths(self) -> dict[tuple[str, int], int]:
-        """Waiting requests by (model, priority)."""
+        """Requests waiting at this gateway, by (model, priority). Summed over gateways, no double count."""
+        ...
+
+    def status(self) -> tuple[bool, dict]:
+        """Whether the dispatcher can hand out slots (readiness), and details for /health/ready;
+        `scheduling` lists the models whose slots this gateway decides."""
         ...
