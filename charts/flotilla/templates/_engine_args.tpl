@@ -181,3 +181,47 @@ each returns JSON. ctx: dict "model" MERGED_MODEL "port" PORT ["role" prefill|de
 {{- $env = append $env (dict "name" "PORT" "value" (toString $port)) -}}
 {{- if $env }}{{ toJson $env }}{{ else }}[]{{ end -}}
 {{- end -}}
+
+{{- define "flotilla.args.tei" -}}
+{{- $m := .model -}}{{- $port := .port -}}{{- $role := .role | default "" -}}{{- $served := $m.servedModelName | default $m.name -}}
+{{- $args := list -}}
+{{- $args = concat $args ($m.tei.extraArgs | default list) -}}
+{{- if $args }}{{ toJson $args }}{{ else }}[]{{ end -}}
+{{- end -}}
+
+{{- define "flotilla.env.tei" -}}
+{{- $m := .model -}}{{- $port := .port -}}{{- $role := .role | default "" -}}{{- $served := $m.servedModelName | default $m.name -}}
+{{- $env := list -}}
+{{- if $m.tei.model }}{{- $env = append $env (dict "name" "MODEL_ID" "value" $m.tei.model) -}}{{- end -}}
+{{- $env = append $env (dict "name" "SERVED_MODEL_NAME" "value" $served) -}}
+{{- if $m.tei.revision }}{{- $env = append $env (dict "name" "REVISION" "value" $m.tei.revision) -}}{{- end -}}
+{{- if $m.tei.dtype }}{{- $env = append $env (dict "name" "DTYPE" "value" $m.tei.dtype) -}}{{- end -}}
+{{- if $m.tei.pooling }}{{- $env = append $env (dict "name" "POOLING" "value" $m.tei.pooling) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.tei.maxClientBatchSize) }}{{- $env = append $env (dict "name" "MAX_CLIENT_BATCH_SIZE" "value" (include "flotilla.num" $m.tei.maxClientBatchSize)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.tei.maxBatchTokens) }}{{- $env = append $env (dict "name" "MAX_BATCH_TOKENS" "value" (include "flotilla.num" $m.tei.maxBatchTokens)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.tei.maxConcurrentRequests) }}{{- $env = append $env (dict "name" "MAX_CONCURRENT_REQUESTS" "value" (include "flotilla.num" $m.tei.maxConcurrentRequests)) -}}{{- end -}}
+{{- if $m.tei.autoTruncate }}{{- $env = append $env (dict "name" "AUTO_TRUNCATE" "value" "true") -}}{{- end -}}
+{{- $env = append $env (dict "name" "HOSTNAME" "value" "0.0.0.0") -}}
+{{- $env = append $env (dict "name" "PORT" "value" (toString $port)) -}}
+{{- if $env }}{{ toJson $env }}{{ else }}[]{{ end -}}
+{{- end -}}
+
+{{- define "flotilla.args.onnx" -}}
+{{- $m := .model -}}{{- $port := .port -}}{{- $role := .role | default "" -}}{{- $served := $m.servedModelName | default $m.name -}}
+{{- $args := list -}}
+{{- $args = concat $args (list "embedder") -}}
+{{- $args = concat $args (list "--port" (toString $port)) -}}
+{{- if $m.onnx.model }}{{- $args = concat $args (list "--model" $m.onnx.model) -}}{{- end -}}
+{{- $args = concat $args (list "--served-model-name" $served) -}}
+{{- if not (kindIs "invalid" $m.onnx.threads) }}{{- $args = concat $args (list "--threads" (include "flotilla.num" $m.onnx.threads)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.onnx.maxBatchSize) }}{{- $args = concat $args (list "--max-batch-size" (include "flotilla.num" $m.onnx.maxBatchSize)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.onnx.maxClientBatchSize) }}{{- $args = concat $args (list "--max-client-batch-size" (include "flotilla.num" $m.onnx.maxClientBatchSize)) -}}{{- end -}}
+{{- $args = concat $args (list "--host" "0.0.0.0") -}}
+{{- if $args }}{{ toJson $args }}{{ else }}[]{{ end -}}
+{{- end -}}
+
+{{- define "flotilla.env.onnx" -}}
+{{- $m := .model -}}{{- $port := .port -}}{{- $role := .role | default "" -}}{{- $served := $m.servedModelName | default $m.name -}}
+{{- $env := list -}}
+{{- if $env }}{{ toJson $env }}{{ else }}[]{{ end -}}
+{{- end -}}

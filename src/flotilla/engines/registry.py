@@ -6,11 +6,14 @@ argument templates, the gateway's load gauges and `flotilla up`'s launchers all 
 
 from __future__ import annotations
 
-from flotilla.engines import external, llamacpp, sglang, sim, tgi, vllm
+from flotilla.engines import external, llamacpp, onnx, sglang, sim, tei, tgi, vllm
 from flotilla.engines.base import Engine
 
 ENGINES: dict[str, Engine] = {
-    e.kind: e for e in (sim.ENGINE, llamacpp.ENGINE, vllm.ENGINE, sglang.ENGINE, tgi.ENGINE, external.ENGINE)
+    e.kind: e
+    for e in (
+        sim.ENGINE, llamacpp.ENGINE, vllm.ENGINE, sglang.ENGINE, tgi.ENGINE, tei.ENGINE, onnx.ENGINE, external.ENGINE,
+    )
 }
 
 

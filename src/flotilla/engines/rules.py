@@ -222,6 +222,36 @@ class EnvOpt:
 
 
 @dataclass(frozen=True)
+class EnvSwitch:
+    """An environment variable set to "true" when the boolean is true (absent otherwise)."""
+
+    name: str
+    path: str
+
+    def python(self, ctx: ArgContext) -> dict[str, str]:
+        return {self.name: "true"} if get_path(ctx.model, self.path) else {}
+
+    def go(self) -> str:
+        return (
+            f"{{{{- if {go_path(self.path)} }}}}"
+            f'{{{{- $env = append $env (dict "name" {go_str(self.name)} "value" "true") -}}}}{{{{- end -}}}}'
+        )
+
+
+@dataclass(frozen=True)
+class EnvServed:
+    """The name the engine serves the model under, as a variable."""
+
+    name: str
+
+    def python(self, ctx: ArgContext) -> dict[str, str]:
+        return {self.name: ctx.served_name}
+
+    def go(self) -> str:
+        return f'{{{{- $env = append $env (dict "name" {go_str(self.name)} "value" $served) -}}}}'
+
+
+@dataclass(frozen=True)
 class EnvHost:
     name: str
 

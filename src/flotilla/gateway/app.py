@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -23,7 +23,7 @@ from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.protocol import RequestPayloadError, describe_protocol_error
 from flotilla.gateway.relay import EventStreamResponse, RelayResult, StreamRelay, relay_whole
-from flotilla.gateway.requests import effective_priority, parse_body, upstream_body, vllm_priority_of
+from flotilla.gateway.requests import ParsedBody, effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import MID_STREAM, gateway_error, replica_at_fault, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.spec.models import ModelSpec
@@ -33,7 +33,7 @@ from flotilla.transport import HttpClient, TransportError
 
 log = logging.getLogger("flotilla.gateway")
 
-# Request ids are UUID-shaped (llama-cpp-python's server rejects any other X-Request-Id): 60 random
+# Request ids are UUID-shaped (some engines reject any other X-Request-Id): 60 random
 # bits per process and a counter, far cheaper than uuid4() per request.
 _ID_RANDOM = os.urandom(8).hex()
 _ID_HEAD = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-4{_ID_RANDOM[12:15]}-8{_ID_RANDOM[15:16]}"
@@ -44,6 +44,15 @@ def new_request_id() -> str:
     n = next(_id_counter)
     return f"{_ID_HEAD}{(n >> 48) & 0xFF:02x}-{n & 0xFFFFFFFFFFFF:012x}"
 
+
+
+class VirtualModel(Protocol):
+    """A name served like a model but not by engine replicas (a pipeline): it answers the request
+    itself, filling `result` (and `record`) as it goes; the caller authorises and accounts as usual."""
+
+    async def serve(
+        self, request: web.Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
+    ) -> web.StreamResponse: ...
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,20 @@ class GatewayHandlers:
         self.max_attempts = max_attempts
         self.ready_check = ready_check
         self.body_timeout_s = body_timeout_s
-        created = int(time.time())
-        self._models_body = orjson.dumps({"object": "list", "data": [self._model_card(n, created) for n in models]})
-        self._created = created
+        self.virtual_models: dict[str, VirtualModel] = {}  # pipelines: served by a handler of their own
+        self._created = int(time.time())
+        self._models_body = self._models_list()
+
+    def add_virtual_models(self, models: dict[str, VirtualModel]) -> None:
+        """Serve these names like models (listed, authorised, queued, accounted) through their own `serve`."""
+        self.virtual_models.update(models)
+        self._models_body = self._models_list()
+
+    def _model_names(self) -> list[str]:
+        return [*self.models, *self.virtual_models]
+
+    def _models_list(self) -> bytes:
+        return orjson.dumps({"object": "list", "data": [self._model_card(n, self._created) for n in self._model_names()]})
 
     @staticmethod
     def _model_card(name: str, created: int) -> dict:
@@ -104,8 +124,8 @@ class GatewayHandlers:
         try:
             self.tokens.authenticate(request.headers.get("Authorization"))
             name = request.match_info["model"]
-            if name not in self.models:
-                raise errors.model_not_found(name, list(self.models))
+            if name not in self.models and name not in self.virtual_models:
+                raise errors.model_not_found(name, self._model_names())
         except errors.GatewayError as exc:
             return exc.response()
         return web.Response(body=orjson.dumps(self._model_card(name, self._created)), content_type="application/json")
@@ -120,17 +140,22 @@ class GatewayHandlers:
             raw = await self._read_body(request)
             parsed = parse_body(request.path, raw)
             served = self.models.get(parsed.model)
-            if served is None:
-                raise errors.model_not_found(parsed.model, list(self.models))
+            virtual = self.virtual_models.get(parsed.model) if served is None else None
+            if served is None and virtual is None:
+                raise errors.model_not_found(parsed.model, self._model_names())
             priority = effective_priority(principal.priority, parsed.requested_priority)
-            blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
-            body = upstream_body(
-                parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None,
-            )
+            blocks, body = (), b""
+            if served is not None:
+                blocks = prompt_blocks(parsed.payload) if served.prefix_aware else ()
+                body = upstream_body(
+                    parsed, served.upstream_name, vllm_priority_of(priority) if served.vllm_priority else None,
+                )
         except errors.GatewayError as exc:
             return exc.response(request_id)
 
-        ticket = Ticket(request_id, served.spec.name, principal.name, priority, principal.threshold, started, blocks)
+        # A LoRA adapter waits in its base model's queue; a pipeline has a line of its own name.
+        queue = served.spec.name if served is not None else parsed.model
+        ticket = Ticket(request_id, queue, principal.name, priority, principal.threshold, started, blocks)
         record = UsageRecord(
             request_id=request_id, token_name=principal.name, model=parsed.model, replica=None,
             status_code=0, outcome="ok", stream=parsed.stream, prompt_tokens=None, completion_tokens=None,
@@ -138,7 +163,10 @@ class GatewayHandlers:
         )
         result = RelayResult()
         try:
-            response = await self._dispatch_and_relay(request, served, ticket, body, parsed, record, result)
+            if virtual is not None:
+                response = await virtual.serve(request, ticket, parsed, record, result)
+            else:
+                response = await self._dispatch_and_relay(request, served, ticket, body, parsed, record, result)
         except errors.GatewayError as exc:
             result.status, result.outcome = exc.status, exc.code or "rejected"
             response = exc.response(request_id)
@@ -153,10 +181,10 @@ class GatewayHandlers:
             record.completion_tokens = token_count(result.completion_tokens)
             if result.first_byte_at is not None:
                 record.ttft_ms = (result.first_byte_at - started) * 1000
-                self.metrics.observe_ttft(served.spec.name, priority, result.first_byte_at - started)
-            self.metrics.observe_tokens(served.spec.name, record.prompt_tokens, record.completion_tokens)
+                self.metrics.observe_ttft(queue, priority, result.first_byte_at - started)
+            self.metrics.observe_tokens(queue, record.prompt_tokens, record.completion_tokens)
             record.duration_ms = (time.monotonic() - started) * 1000
-            self.metrics.observe_request(served.spec.name, record.status_code, priority)
+            self.metrics.observe_request(queue, record.status_code, priority)
             self.usage.record(record)
             self._log_request(record, priority)
         return response

@@ -121,7 +121,7 @@ class StreamRelay:
             return await self._relay(upstream, response)
         finally:  # also when the client hangs up (cancellation) right after the last chunk
             if self.result.completion_tokens is None and self.content_chunks:
-                # The engine sent no usage (llama-cpp-python streams one token per chunk): count them.
+                # The engine sent no usage (an older server, one token per chunk): count them.
                 self.result.completion_tokens = self.content_chunks
 
     async def _relay(self, upstream: Response, response: web.StreamResponse) -> RelayResult:

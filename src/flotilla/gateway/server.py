@@ -146,6 +146,14 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
     app = web.Application(middlewares=[gate.middleware, openai_errors], client_max_size=g.max_body_bytes)
     add_routes(app, handlers)
     app.on_cleanup.append(close_all)
+    if spec.pipelines:  # imported only for specs that have pipelines (their stores open here)
+        from flotilla.gateway.pipelines import install_pipelines
+
+        try:
+            closers.append((await install_pipelines(app, handlers, spec)).close)
+        except BaseException:
+            await close_all()
+            raise
     app[HANDLERS] = handlers
     app[DRAIN_GATE] = gate
     log.info("gateway ready: %s", ", ".join(f"{n} ({p.healthy_count}/{len(p.replicas)} healthy)" for n, p in pools.items()))

@@ -71,7 +71,8 @@ def ready_message(
 ) -> str:
     """Plain text (no markup) so it can be copied as is."""
     endpoint = endpoints[0]
-    example_model = spec.models[0].name
+    # A spec with pipelines is run for them: the examples call the first one.
+    example_model = spec.pipelines[0].name if spec.pipelines else spec.models[0].name
     # The highest-priority token is the one a person trying things out wants.
     best = max(sources, key=lambda s: s.priority) if sources else None
     token = _token_expression(best)
@@ -84,6 +85,7 @@ def ready_message(
         "",
         "Models:",
         *(f"  {m.name:<16} {m.engine} x{m.replica_count}" for m in spec.models),
+        *pipeline_lines(spec, spec_path),
         "",
         "Tokens (send one as 'Authorization: Bearer ...'; values are never printed):",
     ]
@@ -114,3 +116,14 @@ def ready_message(
         "Press Ctrl-C to stop everything.",
     ]
     return "\n".join(lines)
+
+
+def pipeline_lines(spec: FlotillaSpec, spec_path: Path) -> list[str]:
+    if not spec.pipelines:
+        return []
+    lines = ["", "Pipelines (called like models; answers carry `citations`):"]
+    for p in spec.pipelines:
+        lines.append(f"  {p.name:<16} {' | '.join(p.flow)}")
+        if p.ingest.tokens:
+            lines.append(f"  {'':<16} add documents: flotilla ingest {p.name} FILES... --spec {spec_path} --token-name {p.ingest.tokens[0]}")
+    return lines

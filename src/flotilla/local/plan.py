@@ -12,6 +12,7 @@ from pathlib import Path
 
 from flotilla.engines import EngineNotInstalled, UnknownEngine, get_engine, launches_process
 from flotilla.engines.gguf import ModelUnavailable
+from flotilla.local.pipelines import pipeline_problems
 from flotilla.local.ports import connect_host, free_port, port_is_free
 from flotilla.local.supervisor import ProcessSpec
 from flotilla.spec.models import ModelSpec
@@ -104,6 +105,7 @@ def build_plan(spec: FlotillaSpec, spec_path: Path, run_dir: Path, gateway_port:
                     )
                 )
 
+    problems += pipeline_problems(spec, spec_path)
     host = spec.gateway.host
     first_port = gateway_port or spec.gateway.port
     count = spec.gateway.replicas

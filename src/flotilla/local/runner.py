@@ -133,6 +133,17 @@ class Stack:
                 signal_group(process.pid, signal.SIGKILL)
 
 
+async def ingest_pipeline_sources(stack: Stack) -> None:
+    """Pipelines' `ingest.sources`, through the gateway that just became healthy (local/pipelines.py)."""
+    from flotilla.local.pipelines import ingest_sources
+    from flotilla.pipeline.upload import UploadFailed
+
+    try:
+        await ingest_sources(stack.spec, stack.spec_path, stack.plan.gateway.url, stack.event)
+    except UploadFailed as exc:
+        raise StartFailed(f"ingesting the pipelines' sources failed: {exc}") from None
+
+
 def install_stop_signals(stop: asyncio.Event, on_second: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
 
@@ -160,6 +171,8 @@ async def run_stack(stack: Stack) -> int:
                 await stack.start_stage(stack.engines, stop)
                 if not stop.is_set():
                     await stack.start_stage(stack.gateways, stop)
+                if not stop.is_set() and stack.spec.pipelines:
+                    await ingest_pipeline_sources(stack)
         finally:
             stack.console.print()  # Live leaves the cursor at the end of its table when not on a terminal
         if not stop.is_set():

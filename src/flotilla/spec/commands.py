@@ -29,7 +29,8 @@ def validate(spec_file: Path = typer.Argument(..., help="The flotilla.yaml to ch
     """Check a spec file; print every problem with its field path."""
     spec = load_spec_or_exit(spec_file)
     models = ", ".join(f"{m.name} ({m.engine} ×{m.replica_count})" for m in spec.models)
-    typer.echo(f"✓ {spec_file}: {len(spec.models)} model(s): {models}; {len(spec.gateway.tokens)} token(s)")
+    pipelines = f"; {len(spec.pipelines)} pipeline(s): {', '.join(p.name for p in spec.pipelines)}" if spec.pipelines else ""
+    typer.echo(f"✓ {spec_file}: {len(spec.models)} model(s): {models}; {len(spec.gateway.tokens)} token(s){pipelines}")
 
 
 def schema(
