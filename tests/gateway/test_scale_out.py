@@ -9,7 +9,7 @@ import pytest
 from gwstack import STAFF, STUDENTS
 from procs import sim_engine
 from rabbitmq import require_shared_broker
-from scaleout import Client, cleanup, gateways, peak_in_engine, scale_out_spec, unique_prefix, wait_for
+from scaleout import Client, cleanup, gateways, peak_in_engine, scale_out_spec, unique_prefix
 
 SIM = {"ttft_ms": 20, "itl_ms": 10, "max_num_seqs": 4, "batch_slowdown": 0, "deterministic": True}
 
