@@ -22,7 +22,8 @@ from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import RelayResult
 from flotilla.gateway.requests import ParsedBody, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import replica_at_fault
-from flotilla.httpserver import Request, Response, Router, StreamResponse, json_response
+from flotilla.httpserver import Request, Router, StreamResponse, json_response
+from flotilla.httpserver import Response as HttpResponse
 from flotilla.pipeline.answer import AnswerStats
 from flotilla.pipeline.dataprep import DataPrep
 from flotilla.pipeline.errors import CallFailed, CallRejected, PipelineError
@@ -32,7 +33,8 @@ from flotilla.pipeline.runtime import PipelineRuntime, ServedPipeline
 from flotilla.pipeline.serving import serve_chat
 from flotilla.spec.root import FlotillaSpec
 from flotilla.store import UsageRecord
-from flotilla.transport import Response, TransportError
+from flotilla.transport import Response as UpstreamResponse
+from flotilla.transport import TransportError
 
 log = logging.getLogger("flotilla.gateway")
 DATAPREP_INGEST = "/v1/dataprep/ingest"
@@ -42,7 +44,7 @@ class _Response:
     """An engine's answer as pipeline nodes read it; a transport failure while reading becomes a
     CallFailed naming the model (pipeline/ knows nothing of the gateway's transport)."""
 
-    def __init__(self, upstream: Response, model: str) -> None:
+    def __init__(self, upstream: UpstreamResponse, model: str) -> None:
         self._upstream = upstream
         self._model = model
         self.status = upstream.status
@@ -123,7 +125,7 @@ class PipelineModel:
 
     async def serve(
         self, request: Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
-    ) -> Response | StreamResponse:
+    ) -> HttpResponse | StreamResponse:
         if request.path != "/v1/chat/completions":
             raise errors.bad_request(
                 f"'{self.served.spec.name}' is a pipeline: call it with /v1/chat/completions.", param="model"
@@ -143,10 +145,10 @@ class PipelineModel:
             record.queue_wait_ms = client.queue_wait_s * 1000
 
 
-def _error_response(exc: PipelineError | errors.GatewayError, request_id: str) -> Response:
+def _error_response(exc: PipelineError | errors.GatewayError, request_id: str) -> HttpResponse:
     if isinstance(exc, errors.GatewayError):
         return exc.response(request_id)
-    return Response(
+    return HttpResponse(
         status=exc.status, body=exc.body(), content_type="application/json", headers={**exc.headers, "x-request-id": request_id}
     )
 
@@ -181,7 +183,7 @@ class DataPrepRoutes:
             raise errors.bad_request("The request body must be a JSON object.")
         return body
 
-    async def ingest(self, request: Request) -> Response:
+    async def ingest(self, request: Request) -> HttpResponse:
         request_id = new_request_id()
         try:
             principal = self.handlers.tokens.authenticate(request.headers.get("Authorization"))
@@ -200,7 +202,7 @@ class DataPrepRoutes:
             "documents": len(answer["documents"]), "chunks": sum(d["chunks"] for d in answer["documents"])}})
         return json_response(answer, headers={"x-request-id": request_id})
 
-    async def _listing_or_delete(self, request: Request, delete: bool) -> Response:
+    async def _listing_or_delete(self, request: Request, delete: bool) -> HttpResponse:
         request_id = new_request_id()
         try:
             principal = self.handlers.tokens.authenticate(request.headers.get("Authorization"))
@@ -219,10 +221,10 @@ class DataPrepRoutes:
             return _error_response(exc, request_id)
         return json_response(answer, headers={"x-request-id": request_id})
 
-    async def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> HttpResponse:
         return await self._listing_or_delete(request, delete=False)
 
-    async def delete(self, request: Request) -> Response:
+    async def delete(self, request: Request) -> HttpResponse:
         return await self._listing_or_delete(request, delete=True)
 
 

@@ -63,6 +63,23 @@ async def relay_whole(upstream: Response, request_id: str, result: RelayResult) 
     )
 
 
+def _first_marked_event(block: bytes) -> int:
+    """Where the first event carrying `[DONE]` or a usage that is not null starts in a block of
+    whole events; -1 when there is none (the block passes as it is)."""
+    end = block.find(_DONE_DATA)
+    at = block.find(_USAGE)
+    while at >= 0 and (end < 0 or at < end):
+        after = at + len(_USAGE)
+        if not (block.startswith(b":null", after) or block.startswith(b": null", after)):
+            end = at
+            break
+        at = block.find(_USAGE, after)
+    if end < 0:
+        return -1
+    cut = block.rfind(b"\n\n", 0, end)
+    return cut + 2 if cut >= 0 else 0
+
+
 class StreamRelay:
     """Relays an engine's server-sent events to the client.
 
@@ -82,8 +99,15 @@ class StreamRelay:
         """Whole events in, events for the client out: usage read (and dropped unless asked for),
         `[DONE]` noted; anything after `[DONE]` dropped. Blocks without either pass unchanged."""
         self.content_chunks += len(_CONTENT.findall(block))
-        if _USAGE not in block and _DONE_DATA not in block:
+        start = _first_marked_event(block)
+        if start < 0:
             return block
+        if start:  # the events before it pass unchanged: only the end of a stream needs reading
+            rest = self._filter_events(block[start:])
+            return block[:start] + rest if rest else block[:start]
+        return self._filter_events(block)
+
+    def _filter_events(self, block: bytes) -> bytes:
         kept = []
         for event in split_events(block):
             data = event_data(event)
@@ -143,11 +167,15 @@ class StreamRelay:
         return result
 
     async def _send(self, response: StreamResponse, out: bytes) -> bool:
-        """Write `out` to the client; True when it carried the end of the answer."""
+        """Write `out` to the client; True when it carried the end of the answer (which then ends the
+        client's stream in the same write: the engine's own ending is not waited for)."""
         if out:
             if self.result.first_byte_at is None:
                 self.result.first_byte_at = time.monotonic()
-            await response.write(out)
+            if self.result.complete:
+                await response.write_eof(out)
+            else:
+                await response.write(out)
         return self.result.complete
 
     async def _broken(self, response: StreamResponse, why: str) -> RelayResult:
