@@ -7,9 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from aiohttp import web
-
 from flotilla.gateway.endpoints import EndpointSource
+from flotilla.gateway.serve import http_server
 from flotilla.gateway.server import create_gateway_app
 from flotilla.spec.loader import parse_spec
 
@@ -30,11 +29,10 @@ def spec_with(models: list[dict], tmp: Path, **gateway: object):
 @contextlib.asynccontextmanager
 async def running_gateway(spec, endpoints: dict[str, list[str]]) -> AsyncIterator[str]:
     app = await create_gateway_app(spec, {k: [EndpointSource(u) for u in v] for k, v in endpoints.items()})
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
-    await runner.setup()
+    server = http_server(app, spec.gateway.max_body_bytes)
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        await server.start("127.0.0.1", 0)
+        yield f"http://127.0.0.1:{server.port}"
     finally:
-        await runner.cleanup()
+        await server.shutdown(1.0)
+        await app.cleanup()

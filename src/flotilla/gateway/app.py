@@ -10,22 +10,31 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flotilla.gateway import errors
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.dispatch import Dispatcher, Lease, ModelUnavailable, QueueFull, QueueTimeout, Ticket
+from flotilla.gateway.drain import DrainGate
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.prefix_blocks import prompt_blocks
-from flotilla.gateway.protocol import RequestPayloadError, describe_protocol_error
-from flotilla.gateway.relay import EventStreamResponse, RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
 from flotilla.gateway.requests import ParsedBody, effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import MID_STREAM, gateway_error, replica_at_fault, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
+from flotilla.httpserver import (
+    BodyError,
+    BodyTooLarge,
+    MethodNotAllowed,
+    NotFound,
+    Request,
+    Response,
+    Router,
+    StreamResponse,
+    json_response,
+)
 from flotilla.spec.models import ModelSpec
 from flotilla.store import UsageRecord
 from flotilla.store.records import token_count
@@ -51,8 +60,8 @@ class VirtualModel(Protocol):
     itself, filling `result` (and `record`) as it goes; the caller authorises and accounts as usual."""
 
     async def serve(
-        self, request: web.Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
-    ) -> web.StreamResponse: ...
+        self, request: Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
+    ) -> Response | StreamResponse: ...
 
 
 @dataclass(frozen=True)
@@ -113,30 +122,30 @@ class GatewayHandlers:
 
     # --- OpenAI API -------------------------------------------------------------------------
 
-    async def list_models(self, request: web.Request) -> web.Response:
+    async def list_models(self, request: Request) -> Response:
         try:
-            self.tokens.authenticate(request.headers.get("Authorization"))
+            self.tokens.authenticate(request.headers.get("authorization"))
         except errors.GatewayError as exc:
             return exc.response()
-        return web.Response(body=self._models_body, content_type="application/json")
+        return Response(body=self._models_body, content_type="application/json")
 
-    async def get_model(self, request: web.Request) -> web.Response:
+    async def get_model(self, request: Request) -> Response:
         try:
-            self.tokens.authenticate(request.headers.get("Authorization"))
+            self.tokens.authenticate(request.headers.get("authorization"))
             name = request.match_info["model"]
             if name not in self.models and name not in self.virtual_models:
                 raise errors.model_not_found(name, self._model_names())
         except errors.GatewayError as exc:
             return exc.response()
-        return web.Response(body=orjson.dumps(self._model_card(name, self._created)), content_type="application/json")
+        return Response(body=orjson.dumps(self._model_card(name, self._created)), content_type="application/json")
 
-    async def inference(self, request: web.Request) -> web.StreamResponse:
+    async def inference(self, request: Request) -> Response | StreamResponse:
         started = time.monotonic()
         # Always the gateway's own id: a client's X-Request-Id is never sent on (ids from different
         # tenants could collide at the engine, and usage rows are unique by request id).
         request_id = new_request_id()
         try:
-            principal = self.tokens.authenticate(request.headers.get("Authorization"))
+            principal = self.tokens.authenticate(request.headers.get("authorization"))
             raw = await self._read_body(request)
             parsed = parse_body(request.path, raw)
             served = self.models.get(parsed.model)
@@ -203,18 +212,21 @@ class GatewayHandlers:
         }
         log.log(logging.WARNING if failed else logging.DEBUG, "request", extra={"fields": fields})
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > self.max_body_bytes:
+    async def _read_body(self, request: Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.max_body_bytes:
             raise errors.too_large(self.max_body_bytes)
         try:
+            if request.body_complete:  # the usual case: the body came with the head; no timer needed
+                return await request.read()
             async with asyncio.timeout(self.body_timeout_s):
                 return await request.read()
-        except web.HTTPRequestEntityTooLarge:
+        except BodyTooLarge:
             raise errors.too_large(self.max_body_bytes) from None
         except TimeoutError:
             raise errors.body_timeout(self.body_timeout_s) from None
-        except RequestPayloadError as exc:  # e.g. a gzip/deflate body that does not decompress
-            raise errors.undecodable_body(describe_protocol_error(exc)) from None
+        except BodyError as exc:  # e.g. a gzip/deflate body that does not decompress, a broken chunked body
+            raise errors.undecodable_body(str(exc)) from None
 
     async def _acquire(self, ticket: Ticket, retry: bool) -> Lease:
         self.metrics.waiting.enter(ticket)  # for flotilla_queue_oldest_wait_seconds
@@ -233,7 +245,7 @@ class GatewayHandlers:
 
     async def _dispatch_and_relay(
         self, request, served: ServedModel, ticket: Ticket, body: bytes, parsed, record, result: RelayResult
-    ) -> web.StreamResponse:
+    ) -> Response | StreamResponse:
         """Send the request once. Only a failure to connect (the engine provably never saw it) is
         tried again, on another replica; from the write on, the engine may be generating an answer
         and sending it again would make a hung engine compute the same prompt over and over."""
@@ -269,8 +281,8 @@ class GatewayHandlers:
                 self.dispatcher.release(lease, replica_failed=failed or result.replica_failed)
         raise unreachable_error(served.spec.name, self.max_attempts, last_error)
 
-    async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> web.StreamResponse:
-        response = EventStreamResponse(
+    async def _relay_stream(self, request, upstream, parsed, request_id: str, result: RelayResult) -> StreamResponse:
+        response = StreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": request_id},
         )
@@ -286,63 +298,90 @@ class GatewayHandlers:
                     errors.sse_error_event("The gateway failed in the middle of the stream.", "server_error", 500)
                     + b"data: [DONE]\n\n"
                 )
-            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            except ConnectionResetError:
                 result.outcome = "client_disconnected"
         if result.outcome != "client_disconnected":
             try:
                 await response.write_eof()
-            except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            except ConnectionResetError:
                 if not result.complete:
                     result.outcome = "client_disconnected"
         return response
 
     # --- operations -------------------------------------------------------------------------
 
-    async def live(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "live"})
+    async def live(self, request: Request) -> Response:
+        return json_response({"status": "live"})
 
-    async def ready(self, request: web.Request) -> web.Response:
+    async def ready(self, request: Request) -> Response:
         ok, detail = self.ready_check()
-        return web.Response(
+        return Response(
             status=200 if ok else 503, body=orjson.dumps({"status": "ready" if ok else "not ready", **detail}),
             content_type="application/json",
         )
 
-    async def prometheus(self, request: web.Request) -> web.Response:
+    async def prometheus(self, request: Request) -> Response:
         body = generate_latest(self.metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@web.middleware
-async def openai_errors(request: web.Request, handler) -> web.StreamResponse:
-    """Routing misses and unexpected failures answer in OpenAI's format too, never as HTML."""
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
-        return errors.GatewayError(404, f"Unknown path: {request.path}", code="not_found").response()
-    except web.HTTPMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.allowed_methods))
-        return errors.GatewayError(
-            405, f"Method {request.method} is not allowed on {request.path} (allowed: {allowed}).",
-            code="method_not_allowed", headers={"Allow": allowed},  # RFC 9110 requires Allow on a 405
-        ).response()
-    except web.HTTPException:
-        raise
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return errors.GatewayError(500, "Internal gateway error.", type="server_error", code="internal_error").response()
+class GatewayApp:
+    """What the HTTP server calls for each request: the drain gate, the routes, and OpenAI-format
+    answers for routing misses and unexpected failures (never HTML, never a traceback to the client).
+    `cleanup` closes what the gateway opened, in reverse order."""
+
+    def __init__(self, handlers: GatewayHandlers, gate: DrainGate) -> None:
+        self.handlers = handlers
+        self.gate = gate
+        self.router = Router()
+        self.cleanup_steps: list = []
+        add_routes(self.router, handlers)
+
+    async def __call__(self, request: Request) -> Response | StreamResponse:
+        gate = self.gate
+        if gate.draining:
+            refusal = gate.refusal(request.path)
+            if refusal is not None:
+                return refusal
+        gate.enter()
+        try:
+            return await self.router.resolve(request)(request)
+        except NotFound:
+            return errors.GatewayError(404, f"Unknown path: {request.path}", code="not_found").response()
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(exc.allowed)
+            return errors.GatewayError(
+                405, f"Method {request.method} is not allowed on {request.path} (allowed: {allowed}).",
+                code="method_not_allowed", headers={"Allow": allowed},  # RFC 9110 requires Allow on a 405
+            ).response()
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return internal_error_response()
+        finally:
+            gate.leave()
+
+    async def cleanup(self) -> None:
+        for step in reversed(self.cleanup_steps):
+            try:
+                await step()
+            except Exception:
+                log.exception("error while shutting down")
 
 
-def add_routes(app: web.Application, handlers: GatewayHandlers) -> None:
-    app.router.add_post("/v1/chat/completions", handlers.inference)
-    app.router.add_post("/v1/completions", handlers.inference)
-    app.router.add_post("/v1/embeddings", handlers.inference)
-    app.router.add_get("/v1/models", handlers.list_models)
-    app.router.add_get("/v1/models/{model}", handlers.get_model)
-    app.router.add_get("/health/live", handlers.live)
-    app.router.add_get("/health/ready", handlers.ready)
-    app.router.add_get("/health", handlers.live)
-    app.router.add_get("/metrics", handlers.prometheus)
-    app.router.add_get("/openapi.json", openapi_handler(list(handlers.models)))
+def internal_error_response() -> Response:
+    return errors.GatewayError(500, "Internal gateway error.", type="server_error", code="internal_error").response()
+
+
+def add_routes(router: Router, handlers: GatewayHandlers) -> None:
+    router.add_post("/v1/chat/completions", handlers.inference)
+    router.add_post("/v1/completions", handlers.inference)
+    router.add_post("/v1/embeddings", handlers.inference)
+    router.add_get("/v1/models", handlers.list_models)
+    router.add_get("/v1/models/{model}", handlers.get_model)
+    router.add_get("/health/live", handlers.live)
+    router.add_get("/health/ready", handlers.ready)
+    router.add_get("/health", handlers.live)
+    router.add_get("/metrics", handlers.prometheus)
+    router.add_get("/openapi.json", openapi_handler(list(handlers.models)))

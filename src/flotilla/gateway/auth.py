@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from flotilla.gateway.errors import unauthorized
 from flotilla.gateway.metrics import OTHER_PRIORITY
 from flotilla.gateway.tasks import cancel_and_wait
-from flotilla.store import Store, TokenRecord, hash_token
+from flotilla.store import Store, TokenRecord, token_hasher
 
 log = logging.getLogger("flotilla.gateway.auth")
 
@@ -42,6 +42,7 @@ class TokenCache:
         # Priorities of stored tokens, as metric label values: a set the operator controls.
         self._priority_labels: dict[int, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._hash = token_hasher()  # the same hash the store keeps, pepper read once
         self.loaded = False
         self.store_reachable = True
         self._unreachable_logged_at = float("-inf")
@@ -98,7 +99,7 @@ class TokenCache:
         scheme, _, secret = authorization.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise unauthorized("The Authorization header must be 'Bearer <token>'.")
-        principal = self._by_hash.get(hash_token(secret.strip()))
+        principal = self._by_hash.get(self._hash(secret.strip()))
         if principal is None:
             raise unauthorized("Invalid or revoked API token.")
         return principal

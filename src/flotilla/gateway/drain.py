@@ -1,18 +1,18 @@
 """Draining: at stop, finish what is running, answer what waits, take nothing new.
 
-`DrainGate.middleware` counts the requests being handled. After `begin()`, readiness answers 503
-(load balancers stop sending), and a request that still arrives (on a kept-alive connection)
-gets 503 with Retry-After and `Connection: close`. `wait_idle` returns once every running request
-(streams included) has finished, or when its bound is reached.
+`DrainGate` counts the requests being handled (`enter`/`leave`, around every request). After
+`begin()`, readiness answers 503 (load balancers stop sending), and a request that still arrives
+(on a kept-alive connection) gets 503 with Retry-After and `Connection: close` (`refusal`).
+`wait_idle` returns once every running request (streams included) has finished, or when its bound
+is reached.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
-
 from flotilla.gateway.errors import GatewayError
+from flotilla.httpserver import Response, json_response
 
 READY_PATH = "/health/ready"
 RETRY_AFTER_S = 1  # another gateway replica can take it at once
@@ -43,6 +43,24 @@ class DrainGate:
     def begin(self) -> None:
         self.draining = True
 
+    def refusal(self, path: str) -> Response | None:
+        """While draining: the answer for a request on `path` that is not served any more, else None."""
+        if path == READY_PATH:
+            return json_response({"status": "draining"}, status=503)
+        if path.startswith("/v1/"):
+            return shutting_down().response()
+        return None
+
+    def enter(self) -> None:
+        self._running += 1
+        if self._running == 1:
+            self._idle.clear()
+
+    def leave(self) -> None:
+        self._running -= 1
+        if not self._running:
+            self._idle.set()
+
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no request is being handled; False when `timeout_s` passed first."""
         try:
@@ -51,19 +69,3 @@ class DrainGate:
         except TimeoutError:
             return False
         return True
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
-        if self.draining:
-            if request.path == READY_PATH:
-                return web.json_response({"status": "draining"}, status=503)
-            if request.path.startswith("/v1/"):
-                return shutting_down().response()
-        self._running += 1
-        self._idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self._running -= 1
-            if not self._running:
-                self._idle.set()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import orjson
-from aiohttp import web
+
+from flotilla.httpserver import Response
 
 
 class GatewayError(Exception):
@@ -30,11 +31,11 @@ class GatewayError(Exception):
     def body(self) -> bytes:
         return error_body(self.message, self.type, self.code, self.param)
 
-    def response(self, request_id: str | None = None) -> web.Response:
+    def response(self, request_id: str | None = None) -> Response:
         headers = dict(self.headers)
         if request_id:
             headers["x-request-id"] = request_id
-        return web.Response(status=self.status, body=self.body(), content_type="application/json", headers=headers)
+        return Response(status=self.status, body=self.body(), content_type="application/json", headers=headers)
 
 
 def error_body(message: str, type: str, code: str | int | None = None, param: str | None = None) -> bytes:

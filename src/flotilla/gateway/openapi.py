@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 import flotilla
 from flotilla.gateway.requests import PRIORITY_MAX, PRIORITY_MIN
+from flotilla.httpserver import Request, Response
 
 JSON = "application/json"
 
@@ -319,11 +319,11 @@ def openapi_document(models: list[str] | None = None) -> dict[str, Any]:
     }
 
 
-def openapi_handler(models: list[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+def openapi_handler(models: list[str]) -> Callable[[Request], Awaitable[Response]]:
     """The /openapi.json handler of a gateway serving `models` (the document is built once)."""
     body = orjson.dumps(openapi_document(models))
 
-    async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type=JSON)
+    async def openapi_json(request: Request) -> Response:
+        return Response(body=body, content_type=JSON)
 
     return openapi_json

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from aiohttp import web
 
 from flotilla.gateway import errors
 from flotilla.gateway.app import GatewayHandlers, new_request_id
@@ -23,6 +22,8 @@ from flotilla.gateway.prefix_blocks import prompt_blocks
 from flotilla.gateway.relay import RelayResult
 from flotilla.gateway.requests import ParsedBody, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import replica_at_fault
+from flotilla.httpserver import Request, Router, StreamResponse, json_response
+from flotilla.httpserver import Response as HttpResponse
 from flotilla.pipeline.answer import AnswerStats
 from flotilla.pipeline.dataprep import DataPrep
 from flotilla.pipeline.errors import CallFailed, CallRejected, PipelineError
@@ -32,7 +33,8 @@ from flotilla.pipeline.runtime import PipelineRuntime, ServedPipeline
 from flotilla.pipeline.serving import serve_chat
 from flotilla.spec.root import FlotillaSpec
 from flotilla.store import UsageRecord
-from flotilla.transport import Response, TransportError
+from flotilla.transport import Response as UpstreamResponse
+from flotilla.transport import TransportError
 
 log = logging.getLogger("flotilla.gateway")
 DATAPREP_INGEST = "/v1/dataprep/ingest"
@@ -42,7 +44,7 @@ class _Response:
     """An engine's answer as pipeline nodes read it; a transport failure while reading becomes a
     CallFailed naming the model (pipeline/ knows nothing of the gateway's transport)."""
 
-    def __init__(self, upstream: Response, model: str) -> None:
+    def __init__(self, upstream: UpstreamResponse, model: str) -> None:
         self._upstream = upstream
         self._model = model
         self.status = upstream.status
@@ -122,8 +124,8 @@ class PipelineModel:
         self.served = served
 
     async def serve(
-        self, request: web.Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
-    ) -> web.StreamResponse:
+        self, request: Request, ticket: Ticket, parsed: ParsedBody, record: UsageRecord, result: RelayResult
+    ) -> HttpResponse | StreamResponse:
         if request.path != "/v1/chat/completions":
             raise errors.bad_request(
                 f"'{self.served.spec.name}' is a pipeline: call it with /v1/chat/completions.", param="model"
@@ -143,10 +145,10 @@ class PipelineModel:
             record.queue_wait_ms = client.queue_wait_s * 1000
 
 
-def _error_response(exc: PipelineError | errors.GatewayError, request_id: str) -> web.Response:
+def _error_response(exc: PipelineError | errors.GatewayError, request_id: str) -> HttpResponse:
     if isinstance(exc, errors.GatewayError):
         return exc.response(request_id)
-    return web.Response(
+    return HttpResponse(
         status=exc.status, body=exc.body(), content_type="application/json", headers={**exc.headers, "x-request-id": request_id}
     )
 
@@ -162,14 +164,14 @@ class DataPrepRoutes:
         self.max_file_bytes = max(p.spec.ingest.max_file_bytes for p in pipelines)
         self.max_items = max(p.spec.ingest.max_files for p in pipelines)
 
-    def _authorised(self, request: web.Request, served: ServedPipeline, principal) -> None:
+    def _authorised(self, request: Request, served: ServedPipeline, principal) -> None:
         if principal.name not in served.spec.ingest.tokens:
             raise PipelineError(
                 403, f"Token '{principal.name}' may not change the documents of pipeline '{served.spec.name}' "
                 f"(pipelines[].ingest.tokens).", "permission_denied", "pipeline", type="invalid_request_error",
             )
 
-    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+    async def _json_body(self, request: Request) -> dict[str, Any]:
         raw = await request.read() if request.can_read_body else b""
         if not raw:
             return {}
@@ -181,7 +183,7 @@ class DataPrepRoutes:
             raise errors.bad_request("The request body must be a JSON object.")
         return body
 
-    async def ingest(self, request: web.Request) -> web.Response:
+    async def ingest(self, request: Request) -> HttpResponse:
         request_id = new_request_id()
         try:
             principal = self.handlers.tokens.authenticate(request.headers.get("Authorization"))
@@ -198,9 +200,9 @@ class DataPrepRoutes:
         log.info("ingest", extra={"fields": {
             "request_id": request_id, "token": principal.name, "pipeline": served.spec.name,
             "documents": len(answer["documents"]), "chunks": sum(d["chunks"] for d in answer["documents"])}})
-        return web.json_response(answer, headers={"x-request-id": request_id}, dumps=lambda o: orjson.dumps(o).decode())
+        return json_response(answer, headers={"x-request-id": request_id})
 
-    async def _listing_or_delete(self, request: web.Request, delete: bool) -> web.Response:
+    async def _listing_or_delete(self, request: Request, delete: bool) -> HttpResponse:
         request_id = new_request_id()
         try:
             principal = self.handlers.tokens.authenticate(request.headers.get("Authorization"))
@@ -217,16 +219,16 @@ class DataPrepRoutes:
                 answer = await self.dataprep.list(served, retriever)
         except (PipelineError, errors.GatewayError) as exc:
             return _error_response(exc, request_id)
-        return web.json_response(answer, headers={"x-request-id": request_id})
+        return json_response(answer, headers={"x-request-id": request_id})
 
-    async def get(self, request: web.Request) -> web.Response:
+    async def get(self, request: Request) -> HttpResponse:
         return await self._listing_or_delete(request, delete=False)
 
-    async def delete(self, request: web.Request) -> web.Response:
+    async def delete(self, request: Request) -> HttpResponse:
         return await self._listing_or_delete(request, delete=True)
 
 
-async def install_pipelines(app: web.Application, handlers: GatewayHandlers, spec: FlotillaSpec) -> PipelineRuntime:
+async def install_pipelines(router: Router, handlers: GatewayHandlers, spec: FlotillaSpec) -> PipelineRuntime:
     """Open the spec's pipelines (stores included), serve them as models, add the data prep routes.
     The caller closes the returned runtime at shutdown."""
     metrics = PipelineMetrics(handlers.metrics.registry)
@@ -234,8 +236,8 @@ async def install_pipelines(app: web.Application, handlers: GatewayHandlers, spe
     await runtime.open()
     handlers.add_virtual_models({name: PipelineModel(handlers, served) for name, served in runtime.pipelines.items()})
     routes = DataPrepRoutes(handlers, DataPrep(runtime, metrics))
-    app.router.add_post(DATAPREP_INGEST, routes.ingest)
-    app.router.add_post("/v1/dataprep/get", routes.get)
-    app.router.add_get("/v1/dataprep/get", routes.get)
-    app.router.add_post("/v1/dataprep/delete", routes.delete)
+    router.add_post(DATAPREP_INGEST, routes.ingest)
+    router.add_post("/v1/dataprep/get", routes.get)
+    router.add_get("/v1/dataprep/get", routes.get)
+    router.add_post("/v1/dataprep/delete", routes.delete)
     return runtime

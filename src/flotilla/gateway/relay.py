@@ -6,12 +6,12 @@ import re
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
-from aiohttp import web
 
 from flotilla.gateway.errors import sse_error_event
 from flotilla.gateway.upstream import MID_STREAM, replica_at_fault, stream_failure_text
+from flotilla.httpserver import Response as WholeResponse
+from flotilla.httpserver import StreamResponse
 from flotilla.transport import Response, TransportError
 from flotilla.transport.sse import SSEReader, event_data, split_events
 
@@ -46,7 +46,7 @@ def _usage_of(payload: dict) -> tuple[int | None, int | None]:
     return usage.get("prompt_tokens"), usage.get("completion_tokens")
 
 
-async def relay_whole(upstream: Response, request_id: str, result: RelayResult) -> web.Response:
+async def relay_whole(upstream: Response, request_id: str, result: RelayResult) -> WholeResponse:
     """A non-streamed answer: the engine's status and body, unchanged. Raises TransportError if the
     body breaks off (nothing has been sent to the client yet, so the caller can still answer)."""
     body = await upstream.read()
@@ -56,18 +56,28 @@ async def relay_whole(upstream: Response, request_id: str, result: RelayResult) 
             result.prompt_tokens, result.completion_tokens = _usage_of(orjson.loads(body))
         except (orjson.JSONDecodeError, AttributeError):
             pass
-    return web.Response(
+    return WholeResponse(
         status=upstream.status,
         body=body,
         headers={"Content-Type": upstream.headers.get("content-type", "application/json"), "x-request-id": request_id},
     )
 
 
-class EventStreamResponse(web.StreamResponse):
-    """The client's event stream. Its head leaves with the first event, in one write instead of two
-    (a private switch of aiohttp >= 3.12; older versions send the head at once, as before)."""
-
-    _send_headers_immediately = False
+def _first_marked_event(block: bytes) -> int:
+    """Where the first event carrying `[DONE]` or a usage that is not null starts in a block of
+    whole events; -1 when there is none (the block passes as it is)."""
+    end = block.find(_DONE_DATA)
+    at = block.find(_USAGE)
+    while at >= 0 and (end < 0 or at < end):
+        after = at + len(_USAGE)
+        if not (block.startswith(b":null", after) or block.startswith(b": null", after)):
+            end = at
+            break
+        at = block.find(_USAGE, after)
+    if end < 0:
+        return -1
+    cut = block.rfind(b"\n\n", 0, end)
+    return cut + 2 if cut >= 0 else 0
 
 
 class StreamRelay:
@@ -89,8 +99,15 @@ class StreamRelay:
         """Whole events in, events for the client out: usage read (and dropped unless asked for),
         `[DONE]` noted; anything after `[DONE]` dropped. Blocks without either pass unchanged."""
         self.content_chunks += len(_CONTENT.findall(block))
-        if _USAGE not in block and _DONE_DATA not in block:
+        start = _first_marked_event(block)
+        if start < 0:
             return block
+        if start:  # the events before it pass unchanged: only the end of a stream needs reading
+            rest = self._filter_events(block[start:])
+            return block[:start] + rest if rest else block[:start]
+        return self._filter_events(block)
+
+    def _filter_events(self, block: bytes) -> bytes:
         kept = []
         for event in split_events(block):
             data = event_data(event)
@@ -116,7 +133,7 @@ class StreamRelay:
                 kept.append(event)
         return b"\n\n".join(kept) + b"\n\n" if kept else b""
 
-    async def run(self, upstream: Response, response: web.StreamResponse) -> RelayResult:
+    async def run(self, upstream: Response, response: StreamResponse) -> RelayResult:
         try:
             return await self._relay(upstream, response)
         finally:  # also when the client hangs up (cancellation) right after the last chunk
@@ -124,7 +141,7 @@ class StreamRelay:
                 # The engine sent no usage (an older server, one token per chunk): count them.
                 self.result.completion_tokens = self.content_chunks
 
-    async def _relay(self, upstream: Response, response: web.StreamResponse) -> RelayResult:
+    async def _relay(self, upstream: Response, response: StreamResponse) -> RelayResult:
         reader = SSEReader()
         result = self.result
         try:
@@ -142,28 +159,32 @@ class StreamRelay:
                 return await self._broken(response, stream_failure_text(exc))
             if not result.complete:
                 await self._send(response, self._filter(reader.finish()))
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        except ConnectionResetError:
             result.outcome = "client_disconnected"
             return result
         if not result.complete:
             return await self._broken(response, "the engine closed the stream before it finished")
         return result
 
-    async def _send(self, response: web.StreamResponse, out: bytes) -> bool:
-        """Write `out` to the client; True when it carried the end of the answer."""
+    async def _send(self, response: StreamResponse, out: bytes) -> bool:
+        """Write `out` to the client; True when it carried the end of the answer (which then ends the
+        client's stream in the same write: the engine's own ending is not waited for)."""
         if out:
             if self.result.first_byte_at is None:
                 self.result.first_byte_at = time.monotonic()
-            await response.write(out)
+            if self.result.complete:
+                await response.write_eof(out)
+            else:
+                await response.write(out)
         return self.result.complete
 
-    async def _broken(self, response: web.StreamResponse, why: str) -> RelayResult:
+    async def _broken(self, response: StreamResponse, why: str) -> RelayResult:
         self.result.outcome = MID_STREAM
         self.result.status = 502
         try:
             await response.write(
                 sse_error_event(f"The model's engine failed in the middle of the stream ({why}).") + _DONE_EVENT + b"\n\n"
             )
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        except ConnectionResetError:
             self.result.outcome = "client_disconnected"
         return self.result

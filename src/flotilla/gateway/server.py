@@ -6,10 +6,9 @@ import logging
 from dataclasses import replace
 
 import aiohttp
-from aiohttp import web
 
 from flotilla.engines import get_engine
-from flotilla.gateway.app import GatewayHandlers, add_routes, openai_errors
+from flotilla.gateway.app import GatewayApp, GatewayHandlers
 from flotilla.gateway.auth import TokenCache
 from flotilla.gateway.disagg import PrefillStep
 from flotilla.gateway.dispatch import make_dispatcher
@@ -31,10 +30,6 @@ from flotilla.spec.root import FlotillaSpec
 from flotilla.store import Store, StoreError
 
 log = logging.getLogger("flotilla.gateway")
-
-
-HANDLERS = web.AppKey("flotilla.handlers", GatewayHandlers)
-DRAIN_GATE = web.AppKey("flotilla.drain_gate", DrainGate)
 
 
 class GatewayConfigError(ValueError):
@@ -78,7 +73,7 @@ def _health_of(group: ReplicaGroup, pool: ReplicaPool, sources: list[EndpointSou
                        engine.gauges_for(model), speed)
 
 
-async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]]) -> web.Application:
+async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[EndpointSource]]) -> GatewayApp:
     """Open the store, load tokens, probe replicas, then return the app (its cleanup closes everything)."""
     g = spec.gateway
     sources = resolve_endpoints(spec, endpoints)
@@ -86,7 +81,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
     pools = {r.name: ReplicaPool(r.name, r.capacity, r.policy, scales_to_zero=scales_to_zero(r.model)) for r in groups}
     closers: list = []  # closed in reverse order of opening
 
-    async def close_all(_: web.Application | None = None) -> None:
+    async def close_all() -> None:
         for closer in reversed(closers):
             try:
                 await closer()
@@ -149,20 +144,16 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
         max_body_bytes=g.max_body_bytes, max_attempts=max(2, most_replicas + 1), ready_check=ready_check,
         body_timeout_s=g.body_timeout_s,
     )
-    gate = DrainGate()
-    app = web.Application(middlewares=[gate.middleware, openai_errors], client_max_size=g.max_body_bytes)
-    add_routes(app, handlers)
-    app.on_cleanup.append(close_all)
+    app = GatewayApp(handlers, DrainGate())
+    app.cleanup_steps = closers
     if spec.pipelines:  # imported only for specs that have pipelines (their stores open here)
         from flotilla.gateway.pipelines import install_pipelines
 
         try:
-            closers.append((await install_pipelines(app, handlers, spec)).close)
+            closers.append((await install_pipelines(app.router, handlers, spec)).close)
         except BaseException:
             await close_all()
             raise
-    app[HANDLERS] = handlers
-    app[DRAIN_GATE] = gate
     log.info("gateway ready: %s", ", ".join(f"{n} ({p.healthy_count}/{len(p.replicas)} healthy)" for n, p in pools.items()))
     return app
 
@@ -188,8 +179,9 @@ async def _serve_gateway(
     except StoreError as exc:
         log.error("cannot start the gateway: %s", exc)
         return 1
-    handlers = app[HANDLERS]
+    handlers = app.handlers
     return await serve(
-        app, app[DRAIN_GATE], handlers.dispatcher.stop_queueing, lambda: handlers.usage.records_lost,
+        app, app.gate, handlers.dispatcher.stop_queueing, lambda: handlers.usage.records_lost,
         host=host, port=port, backlog=g.listen_backlog, drain_timeout_s=g.drain_timeout_s,
+        max_body_bytes=g.max_body_bytes,
     )

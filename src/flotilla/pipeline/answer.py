@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
-from aiohttp import web
 
+from flotilla.httpserver import Request, Response, StreamResponse
 from flotilla.pipeline.context import NodeRun
 from flotilla.pipeline.executor import Result
 from flotilla.pipeline.nodes.llm import LlmAnswer, LlmStream, event_json, payload_usage
@@ -50,7 +49,7 @@ def _completion_id(request_id: str) -> str:
     return "chatcmpl-" + request_id.replace("-", "")
 
 
-def whole_answer(pipeline: str, result: Result, request_id: str, stats: AnswerStats) -> web.Response:
+def whole_answer(pipeline: str, result: Result, request_id: str, stats: AnswerStats) -> Response:
     answer = result.answer
     if isinstance(answer, LlmAnswer):
         payload = dict(answer.payload)
@@ -63,7 +62,7 @@ def whole_answer(pipeline: str, result: Result, request_id: str, stats: AnswerSt
     payload["model"] = pipeline
     payload.update(extras(result))
     stats.status, stats.outcome, stats.complete = 200, "ok", True
-    return web.Response(body=orjson.dumps(payload), content_type="application/json", headers={"x-request-id": request_id})
+    return Response(body=orjson.dumps(payload), content_type="application/json", headers={"x-request-id": request_id})
 
 
 class StreamWriter:
@@ -78,8 +77,8 @@ class StreamWriter:
         self.first = True
         self.content_chunks = 0
 
-    async def write(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(
+    async def write(self, request: Request) -> StreamResponse:
+        response = StreamResponse(
             status=200,
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "x-request-id": self.request_id},
         )
@@ -91,7 +90,7 @@ class StreamWriter:
             else:
                 await self._text(str(self.result.answer), response)
             await response.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        except ConnectionResetError:
             if not self.stats.complete:
                 self.stats.outcome = "client_disconnected"
         finally:
@@ -99,7 +98,7 @@ class StreamWriter:
                 self.stats.completion_tokens = self.content_chunks  # engines without stream usage: one token per chunk
         return response
 
-    async def _send(self, response: web.StreamResponse, data: bytes) -> None:
+    async def _send(self, response: StreamResponse, data: bytes) -> None:
         if self.stats.first_byte_at is None:
             self.stats.first_byte_at = time.monotonic()
         await response.write(data)
@@ -111,7 +110,7 @@ class StreamWriter:
             self.first = False
         return b"data: " + orjson.dumps(payload) + b"\n\n"
 
-    async def _text(self, text: str, response: web.StreamResponse) -> None:
+    async def _text(self, text: str, response: StreamResponse) -> None:
         base = {"id": _completion_id(self.request_id), "object": "chat.completion.chunk", "created": int(time.time())}
         opening = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}]}
         closing = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
@@ -119,7 +118,7 @@ class StreamWriter:
         self.stats.complete = True
         await self._send(response, self._event(opening) + self._event(closing) + _DONE)
 
-    async def _relay(self, stream: LlmStream, response: web.StreamResponse) -> None:
+    async def _relay(self, stream: LlmStream, response: StreamResponse) -> None:
         pending = stream.pending
         try:
             while True:
@@ -136,7 +135,7 @@ class StreamWriter:
                     pending += await anext(stream.rest)
                 except StopAsyncIteration:
                     break
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+        except ConnectionResetError:
             raise
         except Exception as exc:  # the model's stream broke off
             await self._broken(response, str(exc) or type(exc).__name__)
@@ -168,7 +167,7 @@ class StreamWriter:
             out.append(self._event(payload))
         return b"".join(out)
 
-    async def _broken(self, response: web.StreamResponse, why: str) -> None:
+    async def _broken(self, response: StreamResponse, why: str) -> None:
         self.stats.outcome, self.stats.status = "upstream_died_mid_stream", 502
         error = {"error": {"message": f"Pipeline '{self.pipeline}': the model's stream broke off ({why}).",
                            "type": "upstream_error", "param": None, "code": 502}}

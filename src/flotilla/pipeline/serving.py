@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
-
+from flotilla.httpserver import Request, Response, StreamResponse
 from flotilla.pipeline.answer import AnswerStats, StreamWriter, whole_answer
 from flotilla.pipeline.calls import ModelClient
 from flotilla.pipeline.context import RequestContext, last_user_text, read_knobs
@@ -19,12 +18,12 @@ from flotilla.pipeline.runtime import ServedPipeline
 
 async def serve_chat(
     served: ServedPipeline,
-    request: web.Request,
+    request: Request,
     body: dict[str, Any],
     client: ModelClient,
     request_id: str,
     stats: AnswerStats,
-) -> web.StreamResponse:
+) -> Response | StreamResponse:
     body = {k: v for k, v in body.items() if k != "model"}
     stream = bool(body.get("stream", False))
     options = body.get("stream_options")

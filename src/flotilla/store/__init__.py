@@ -10,7 +10,7 @@ from flotilla.store.errors import (
     TokenNotFound,
     UsageRejected,
 )
-from flotilla.store.hashing import generate_secret, hash_token
+from flotilla.store.hashing import generate_secret, hash_token, token_hasher
 from flotilla.store.records import TokenRecord, UsageRecord
 
 # These pull in SQLAlchemy and Alembic (~0.4 s): loaded on first use, so commands that never
@@ -40,6 +40,7 @@ __all__ = [
     "UsageRejected",
     "generate_secret",
     "hash_token",
+    "token_hasher",
     "normalise_database_url",
     "safe_url",
 ]

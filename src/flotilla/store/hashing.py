@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 
 PEPPER_ENV = "FLOTILLA_TOKEN_PEPPER"
 SECRET_PREFIX = "flt-"
@@ -23,6 +24,17 @@ def hash_token(secret: str) -> str:
     if pepper:
         return hmac.digest(pepper.encode(), data, "sha256").hex()
     return hashlib.sha256(data).hexdigest()
+
+
+def token_hasher() -> Callable[[str], str]:
+    """hash_token with the pepper read now, once: for a long-running process's hot path (the
+    gateway hashes every request's secret; reading the environment each time cost more than SHA-256)."""
+    pepper = os.environ.get(PEPPER_ENV)
+    if pepper:
+        key = pepper.encode()
+        return lambda secret: hmac.digest(key, secret.encode(), "sha256").hex()
+    sha256 = hashlib.sha256
+    return lambda secret: sha256(secret.encode()).hexdigest()
 
 
 def generate_secret() -> str:

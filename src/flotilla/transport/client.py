@@ -71,7 +71,9 @@ class Response:
             waiter.set_result(None)
 
     async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        # The connection's loop, not get_running_loop(): on Python 3.11 that costs a getpid() syscall.
+        conn = self._conn
+        self._waiter = (conn._loop if conn is not None else asyncio.get_running_loop()).create_future()
         try:
             await self._waiter
         finally:

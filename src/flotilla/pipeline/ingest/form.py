@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import orjson
-from aiohttp import web
 
+from flotilla.httpserver import Request
 from flotilla.pipeline.errors import PipelineError
 from flotilla.pipeline.ingest.service import Upload
 
@@ -53,7 +53,7 @@ def _int_field(text: str, name: str) -> int:
         raise _bad(f"'{name}' must be an integer (got {text[:40]!r}).", name) from None
 
 
-async def read_ingest_form(request: web.Request, max_file_bytes: int, max_items: int) -> IngestForm:
+async def read_ingest_form(request: Request, max_file_bytes: int, max_items: int) -> IngestForm:
     if not request.content_type.startswith("multipart/"):
         raise _bad("Send documents as multipart/form-data (fields: files, link_list, chunk_size, chunk_overlap, pipeline).")
     form = IngestForm()
