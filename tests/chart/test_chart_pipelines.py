@@ -195,3 +195,41 @@ def test_onnx_engine_runs_from_flotillas_image_without_cache_or_shm():
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
     assert not find(docs, "PersistentVolumeClaim", "rel-flotilla-embed-cache")
+
+
+CHATQNA = REPO / "examples" / "opea" / "chatqna.yaml"
+
+
+def test_seed_file_renders_with_the_chart_directly(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "manifests"
+    result = subprocess.run([sys.executable, "-m", "flotilla.cli", "render", str(CHATQNA), "-o", str(out), "-r", "chatqna"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    spec = yaml.safe_load((out / "configmap-chatqna-flotilla.yaml").read_text())["data"]["flotilla.yaml"]
+    pipeline = yaml.safe_load(spec)["pipelines"][0]
+    assert pipeline["name"] == "chatqna" and pipeline["flow"] == ["embedding >> retrieval >> reranking >> llm"]
+    assert pipeline["nodes"]["retrieval"]["store"]["url"] == "${FLOTILLA_VECTOR_DB_URL}"
+    assert (out / "cluster-chatqna-flotilla-tokendb.yaml").is_file()  # vectorStore internal
+    gateway = yaml.safe_load((out / "deployment-chatqna-flotilla.yaml").read_text())
+    assert container(gateway)["ports"][0]["containerPort"] == 8080  # the mega service's port
+
+
+def test_seed_file_as_a_values_file_passes_helm_lint(tmp_path):
+    import subprocess
+    import sys
+
+    from chartkit import CHART
+    from flotilla.chart.helm import run_helm
+
+    values = tmp_path / "values.yaml"
+    result = subprocess.run([sys.executable, "-m", "flotilla.cli", "render", str(CHATQNA), "--format", "values", "-o", str(values)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(values.read_text())
+    assert [m["engine"] for m in data["models"]] == ["tei", "tei", "tgi"]
+    assert data["gateway"]["tokens"] == [{"name": "opea", "token": "${FLOTILLA_TOKEN_OPEA}", "priority": 1, "threshold": 64}]
+    out = run_helm(["lint", "--strict", str(CHART), "--values", str(values)])
+    assert "0 chart(s) failed" in out and "[WARNING]" not in out

@@ -84,6 +84,8 @@ def seed_deployment(data: dict[str, Any], pipeline_name: str) -> SeedDeployment:
         "host": "0.0.0.0",
         "port": mega.get("port", 8080) if isinstance(mega.get("port", 8080), int) else 8080,
         "tokens": [{"name": TOKEN_NAME, "token": "${" + TOKEN_ENV + "}", "priority": 1, "threshold": 64}],
+        # In a cluster the token's value comes from this Secret (key: the token's name); compose reads .env.
+        "tokensSecret": f"{pipeline_name}-tokens",
     }
     spec = {
         "models": models,
