@@ -189,3 +189,16 @@ def _flotilla() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "flotilla.cli"]
+
+
+def test_global_image_registry_applies_as_in_the_chart(tmp_path):
+    spec = tmp_path / "flotilla.yaml"
+    spec.write_text(yaml.safe_dump({
+        "global": {"imageRegistry": "registry.example.com/mirror"},
+        "models": [{"name": "chat", "engine": "vllm", "vllm": {"model": "org/m"}},
+                   {"name": "embed", "engine": "tei", "tei": {"model": "BAAI/bge-small-en-v1.5"}}],
+    }))
+    services = compose_project(read_spec_source(spec), tmp_path / "out").compose["services"]
+    assert services["chat"]["image"].startswith("registry.example.com/mirror/vllm/vllm-openai:")
+    assert services["embed"]["image"].startswith("registry.example.com/mirror/huggingface/text-embeddings-inference:")
+    assert services["gateway"]["image"].startswith("registry.example.com/mirror/flotilla/flotilla:")

@@ -69,6 +69,16 @@ def env_example(variables: list[EnvVariable]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_registry(image: str, registry: str | None) -> str:
+    """global.imageRegistry as the chart applies it: it replaces the image's registry host, or prefixes a Docker Hub name."""
+    if not registry:
+        return image
+    parts = image.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    return f"{registry.rstrip('/')}/{'/'.join(parts)}"
+
+
 def gpu_count(model) -> int:
     """GPUs per replica: gpu.count, else the engine's tensor-parallel option (as the chart computes it)."""
     if model.gpu.count is not None:
@@ -263,6 +273,8 @@ def compose_project(source: SpecSource, out_dir: Path) -> ComposeProject:
     services["gateway"] = gateway
     volumes["gateway-data"] = {}
     services.update(_ingest_services(source, out_dir, gateway_image, g.port))
+    for service in services.values():
+        service["image"] = with_registry(service["image"], spec.global_.image_registry)
     compose = {"services": services, "volumes": volumes}
     known = {v.name for v in variables}
     for name, default in _references_in(compose):

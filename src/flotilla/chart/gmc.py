@@ -162,6 +162,13 @@ def gmc_manifests(source: SpecSource, *, release: str = "flotilla", namespace: s
     models = {m.name: m for m in spec.models}
     used = {node.model for p in spec.pipelines for node in p.nodes.values() if getattr(node, "model", None)}
     launched = {n for n in used if models[n].descriptor.container is not None}
+    for name in sorted(launched):
+        if models[name].roles is not None:
+            raise ValueError(f"models[{name}].roles: disaggregated prefill/decode needs Flotilla's gateway to pair the "
+                             "two; under GMC an OPEA microservice calls one engine (use the chart)")
+        if models[name].autoscaling is not None and models[name].autoscaling.enabled:
+            warnings.append(f"models[{name}].autoscaling: KEDA scales on the Flotilla gateway's metrics, which GMC "
+                            "has none of: the GMC output leaves the ScaledObject out (the Deployment starts with one replica)")
     engine_docs, engine_services = _engine_manifests(source, launched, release, namespace, chart, extra_args) if launched else ([], {})
     docs: list[dict[str, Any]] = list(engine_docs)
     for pipeline in spec.pipelines:
