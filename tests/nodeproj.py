@@ -4,11 +4,11 @@ when node_modules does not match the lock file. Without Node the tests skip, exc
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from shared import shared_required
 
 from flotilla.catalog.node import NodeToolError, ensure_installed
 
@@ -17,8 +17,8 @@ def node_or_skip() -> str:
     node = shutil.which("node")
     if node is None or shutil.which("npm") is None:
         reason = "needs Node.js 20+ and npm on PATH"
-        if os.environ.get("CI", "") not in ("", "0", "false"):
-            pytest.fail(reason + " (CI)", pytrace=False)
+        if shared_required():  # CI (.ci/run): everything must run
+            pytest.fail(reason + " (FLOTILLA_REQUIRE_SHARED is set)", pytrace=False)
         pytest.skip(reason)
     return node
 

@@ -2,11 +2,14 @@
 
 A user's fresh clone has no ../shared beside it: tests that need it skip there, with the reason.
 CI sets FLOTILLA_REQUIRE_SHARED=1 (.ci/run), which turns those skips into failures, so CI always
-runs them.
+runs them; the same flag makes the few other optional tools a test may skip without (Node.js,
+promtool) required. Packages `make install` installs are never a reason to skip:
+`require_installed` fails instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,3 +32,11 @@ def need_shared(relative: str) -> Path:
             pytest.fail(reason + " and FLOTILLA_REQUIRE_SHARED is set", pytrace=False)
         pytest.skip(reason)
     return path
+
+
+def require_installed(*modules: str) -> None:
+    """Fail (never skip) when a package `make install` installs is missing: a skip would hide a
+    broken install, in CI as anywhere."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"needs {', '.join(missing)}: `make install` (scripts/install.sh) installs it", pytrace=False)

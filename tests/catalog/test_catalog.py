@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nodeproj import installed  # noqa: E402
 
 from flotilla.catalog.__main__ import GENERATORS, TYPES_FILE, stale_files
-from flotilla.catalog.backstage import CATALOG_FILE, OPENAPI_FILE
+from flotilla.catalog.backstage import CATALOG_FILE
 from flotilla.catalog.node import PORTAL_TOOLS, REPO
 from flotilla.catalog.openapi import gateway_openapi
 from flotilla.gateway.openapi import openapi_document

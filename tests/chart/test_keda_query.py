@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from shared import shared_required
 import yaml
 
 from chartkit import model_spec, one, render
@@ -24,7 +25,10 @@ OTHER_RELEASE = 'namespace="ns", pod="other-flotilla-6c9d7b5f4-q8w2e", model="m"
 def promtool() -> str:
     found = shutil.which("promtool") or (str(tools_dir() / "promtool") if (tools_dir() / "promtool").is_file() else None)
     if not found:
-        pytest.skip("needs promtool (scripts/install.sh extracts it from Debian's prometheus package)")
+        reason = "needs promtool (scripts/install.sh extracts it from Debian's prometheus package)"
+        if shared_required():  # CI (.ci/run): everything must run
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
     return found
 
 

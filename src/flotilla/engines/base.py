@@ -11,6 +11,8 @@ Adding an engine kind = one module defining a descriptor, plus one line in regis
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,7 +40,7 @@ class ContainerDefaults:
     image_tag: str | None  # None: the chart's appVersion (Flotilla's own image)
     port: int
     command: tuple[str, ...] = ()
-    resources: dict[str, dict[str, str]] = field(default_factory=lambda: dict(GPU_SERVER_RESOURCES))
+    resources: dict[str, dict[str, str]] = field(default_factory=lambda: copy.deepcopy(GPU_SERVER_RESOURCES))
     has_python: bool = True  # the image runs python3 (the chart's drain hook; else a POSIX sh one)
     model_cache: bool = True  # it loads weights from the hub: a cache volume (HF_HOME) that survives restarts
     shared_memory: bool = True  # a memory-backed /dev/shm (shmSize) for tensor-parallel shards

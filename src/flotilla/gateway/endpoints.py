@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 
 
 class DiscoveryFailed(OSError):
-    """A DNS name of a replica source did not resolve (the pool keeps its last known replicas)."""
+    """A DNS name of a replica source did not resolve (the pool keeps its last known replicas).
+    `no_such_name`: the DNS answered that the name has no address (a headless Service without a
+    ready endpoint answers so), rather than failing to answer."""
+
+    def __init__(self, message: str, no_such_name: bool = False) -> None:
+        super().__init__(message)
+        self.no_such_name = no_such_name
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ class EndpointSource:
         try:
             infos = await loop.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise DiscoveryFailed(f"cannot resolve {parts.hostname}: {exc.strerror or exc}") from None
+            no_name = exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME))
+            raise DiscoveryFailed(f"cannot resolve {parts.hostname}: {exc.strerror or exc}", no_name) from None
         addresses = sorted({info[4][0] for info in infos})
         return [f"{scheme}://{_host(a)}:{port}" for a in addresses]
 

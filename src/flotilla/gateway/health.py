@@ -112,6 +112,13 @@ class HealthMonitor:
         try:
             urls = await source.resolve()
         except DiscoveryFailed as exc:
+            if exc.no_such_name and model.pool.scales_to_zero:
+                # Scaled to zero: the headless Service has no ready endpoint. Its requests wait for a
+                # replica (and are the demand KEDA scales on) instead of a stale address failing them.
+                if model.last_urls.get(source):
+                    log.info("model %s has no replica at %s: scaled to zero", model.pool.model, source.url)
+                model.last_urls[source] = []
+                return []
             kept = model.last_urls.get(source, [])
             if source not in model.failing:
                 model.failing.add(source)

@@ -52,10 +52,15 @@ class Replica:
 class ReplicaPool:
     """The replicas of one model; `pick` returns one with room, or None."""
 
-    def __init__(self, model: str, capacity: int, policy: str = "least-loaded") -> None:
+    def __init__(
+        self, model: str, capacity: int, policy: str = "least-loaded", *, scales_to_zero: bool = False
+    ) -> None:
         from flotilla.gateway.routing import make_router
 
         self.model = model
+        # An autoscaled model (minReplicas 0) without replicas is scaling up, not down: its requests
+        # wait (maxQueueWaitS bounds them) and their queue is what makes KEDA add a replica.
+        self.scales_to_zero = scales_to_zero
         self.capacity = capacity
         self.policy = policy
         self.router: Router = make_router(policy)
@@ -80,6 +85,12 @@ class ReplicaPool:
         if changed:  # a pool left without a healthy replica starts the unavailable clock (then 503)
             self._update_unhealthy_since()
         return changed
+
+    def down_since(self) -> float | None:
+        """Since when no replica could serve (None: one can, or the model is scaled to zero)."""
+        if self.scales_to_zero and not any(not r.removed for r in self.replicas):
+            return None
+        return self.unhealthy_since
 
     def pick(self, blocks: Sequence[int] = (), extra: int = 0) -> Replica | None:
         """A replica with room (`extra`: slots beyond maxConcurrency allowed), chosen by the routing

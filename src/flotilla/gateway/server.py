@@ -26,6 +26,7 @@ from flotilla.gateway.upstream import upstream_client
 from flotilla.gateway.usage_recorder import UsageRecorder
 from flotilla.gateway.usage_spool import UsageSpool, spool_path
 from flotilla.logs import configure_logging
+from flotilla.spec.models import ModelSpec
 from flotilla.spec.root import FlotillaSpec
 from flotilla.store import Store, StoreError
 
@@ -63,6 +64,12 @@ def resolve_endpoints(
     return sources
 
 
+def scales_to_zero(model: ModelSpec) -> bool:
+    """KEDA may take this model's replicas away (autoscaling with minReplicas 0)."""
+    a = model.autoscaling
+    return a is not None and a.enabled and a.min_replicas == 0
+
+
 def _health_of(group: ReplicaGroup, pool: ReplicaPool, sources: list[EndpointSource]) -> ModelHealth:
     model = group.model
     engine = get_engine(model.engine)
@@ -76,7 +83,7 @@ async def create_gateway_app(spec: FlotillaSpec, endpoints: dict[str, list[Endpo
     g = spec.gateway
     sources = resolve_endpoints(spec, endpoints)
     groups = replica_groups(spec)
-    pools = {r.name: ReplicaPool(r.name, r.capacity, r.policy) for r in groups}
+    pools = {r.name: ReplicaPool(r.name, r.capacity, r.policy, scales_to_zero=scales_to_zero(r.model)) for r in groups}
     closers: list = []  # closed in reverse order of opening
 
     async def close_all(_: web.Application | None = None) -> None:

@@ -79,7 +79,7 @@ class ModelQueue(Generic[W]):
         return self.waiting.highest_priority() >= floor or any(w.ticket.priority >= floor for w in self.retries)
 
     def unavailable_for_too_long(self, now: float | None = None) -> bool:
-        since = self.pool.unhealthy_since
+        since = self.pool.down_since()
         return since is not None and (now if now is not None else time.monotonic()) - since > self.unavailable_wait_s
 
     def admit(self, ticket: Ticket, retry: bool) -> None:

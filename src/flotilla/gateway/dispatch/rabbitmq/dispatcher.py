@@ -284,12 +284,10 @@ class RabbitMqDispatcher:
     # --- internals ----------------------------------------------------------------------------
 
     def _fail_fast(self, model: str) -> None:
-        pool = self._pools[model]
+        queue = self.schedulers[model].queue  # this gateway's own view of the replicas
         now = time.monotonic()
-        if pool.unhealthy_since is not None and now - pool.unhealthy_since > self._unavailable_wait:
-            errors = sorted({r.last_error for r in pool.replicas if r.last_error})
-            detail = f"none of its {len(pool.replicas)} replica(s) is healthy"
-            raise ModelUnavailable(detail + (f" ({'; '.join(errors)})" if errors else ""))
+        if queue.unavailable_for_too_long(now):
+            raise ModelUnavailable(queue.unavailable_detail())
         if self._down_since is not None and now - self._down_since > self._unavailable_wait:
             raise ModelUnavailable(self._broker_down_detail())
 
