@@ -233,3 +233,16 @@ def test_seed_file_as_a_values_file_passes_helm_lint(tmp_path):
     assert data["gateway"]["tokens"] == [{"name": "opea", "token": "${FLOTILLA_TOKEN_OPEA}", "priority": 1, "threshold": 64}]
     out = run_helm(["lint", "--strict", str(CHART), "--values", str(values)])
     assert "0 chart(s) failed" in out and "[WARNING]" not in out
+
+
+def test_every_variant_validates_against_kubernetes_and_the_crds():
+    from test_manifests_validate import problems_of
+
+    sqlite = base(tokenDatabase={"type": "external", "external": {"url": "postgresql+asyncpg://u:p@db/x"}})
+    external = base(vectorStore={"type": "external", "external": {"existingSecret": "vectors"}})
+    external["pipelines"][0]["nodes"]["retriever"]["store"] = {"kind": "pgvector"}
+    internal = base(vectorStore={"type": "internal"})
+    internal["pipelines"][0]["nodes"]["retriever"]["store"] = {"kind": "pgvector"}
+    for values in (sqlite, external, internal):
+        docs = render(values)
+        assert [p for d in docs for p in problems_of(d)] == []
