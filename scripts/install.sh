@@ -27,4 +27,11 @@ if ! command -v promtool >/dev/null && [ ! -x "$TOOLS/promtool" ] && command -v 
   fi
   rm -rf "$work"
 fi
+# docker-compose (Debian's 1.29, a Python program) checks rendered compose files with its `config`
+# command, which needs no Docker engine (tests/chart/test_compose.py; skipped without it). Only as root.
+if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq docker-compose >/dev/null 2>&1; } \
+    || echo "install: could not install Debian's docker-compose: the compose config check will skip" >&2
+fi
 echo "install: done ($("$PY" -c 'import flotilla; print("flotilla", flotilla.__version__)'))"

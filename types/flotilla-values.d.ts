@@ -8,6 +8,7 @@ export interface FlotillaValues {
   networkPolicy?: NetworkPolicySpec;
   tokenDatabase?: TokenDatabaseSpec;
   rabbitmq?: RabbitmqSpec;
+  vectorStore?: VectorStoreSpec;
   helmTest?: HelmTestSpec;
   /**
    * Models the gateway serves.
@@ -242,6 +243,27 @@ export interface RabbitmqClusterSpec {
    * Default: the operator's (1 CPU, 2Gi).
    */
   resources?: ResourceRequirements | null;
+}
+/**
+ * Where pipelines' pgvector retrievers without a `url` keep their vectors in the cluster.
+ *
+ * internal: the chart's PostgreSQL (the CloudNativePG Cluster of tokenDatabase.postgresql, made with the
+ * `vector` extension); external: a URL from a Secret; none: every pgvector store names its own `url`.
+ */
+export interface VectorStoreSpec {
+  type?: "none" | "internal" | "external";
+  external?: ExternalVectorStoreSpec;
+}
+export interface ExternalVectorStoreSpec {
+  /**
+   * postgresql://... of a server with pgvector; the chart makes a Secret holding it.
+   */
+  url?: string | null;
+  /**
+   * An existing Secret holding the URL.
+   */
+  existingSecret?: string | null;
+  secretKey?: string;
 }
 export interface HelmTestSpec {
   /**
@@ -1404,9 +1426,9 @@ export interface SqliteStoreSpec {
 export interface PgvectorStoreSpec {
   kind: "pgvector";
   /**
-   * postgresql://user:pass@host:5432/db (use ${ENV} for the password).
+   * postgresql://user:pass@host:5432/db (use ${ENV} for the password). Leave it out for the deployment's own store: the chart's `vectorStore`, docker compose's pgvector service.
    */
-  url: string;
+  url?: string | null;
   /**
    * Table of chunks; default flotilla_chunks_<pipeline>_<node>.
    */

@@ -10,11 +10,12 @@ this path on the cache volume by an init container (flotilla/engines/llamacpp.py
 {{/*
 Security contexts by engine. The GPU images (vLLM, TGI, SGLang) run as root and write caches
 under /root and the image's own directories, so they keep their user and a writable root
-filesystem; everything else is locked down. llama.cpp and Flotilla's image run as non-root
-with a read-only root filesystem. Users merge their own over these (models[].securityContext).
+filesystem; everything else is locked down. llama.cpp, TEI (its one binary writes only to the
+cache volume and /tmp) and Flotilla's image (sim, onnx) run as non-root with a read-only root
+filesystem. Users merge their own over these (models[].securityContext).
 */}}
 {{- define "flotilla.engineSecurity" -}}
-{{- if eq .engine "llamacpp" -}}
+{{- if has .engine (list "llamacpp" "tei") -}}
 pod:
   runAsNonRoot: true
   runAsUser: 65532
@@ -25,7 +26,7 @@ container:
   allowPrivilegeEscalation: false
   readOnlyRootFilesystem: true
   capabilities: {drop: [ALL]}
-{{- else if eq .engine "sim" -}}
+{{- else if has .engine (list "sim" "onnx") -}}
 pod:
   runAsNonRoot: true
   runAsUser: 10001

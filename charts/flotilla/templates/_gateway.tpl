@@ -42,7 +42,65 @@ reach a ConfigMap. The gateway's timeouts follow gateway.requestTimeoutS unless 
 {{- $_ := set $gateway $key $timeout -}}
 {{- end -}}
 {{- end -}}
-{{- toYaml (dict "models" $models "gateway" $gateway) -}}
+{{- $spec := dict "models" $models "gateway" $gateway -}}
+{{- with include "flotilla.gatewayPipelines" . | fromYamlArray }}{{ $_ := set $spec "pipelines" . }}{{ end -}}
+{{- toYaml $spec -}}
+{{- end -}}
+
+{{/*
+The spec's pipelines as the gateway runs them in the cluster (the pipeline runtime is inside the
+gateway: chart README, "Pipelines"). Each retriever's store is placed where the pods can keep it:
+a SQLite store on the gateway's data volume (/var/lib/flotilla/vectors/<pipeline>-<node>.db; the
+root filesystem is read-only), a pgvector store without `url` on vectorStore's server through
+${FLOTILLA_VECTOR_DB_URL} (filled from a Secret in the pod). Refuses what cannot work in a cluster.
+Returns a YAML list.
+*/}}
+{{- define "flotilla.gatewayPipelines" -}}
+{{- $root := . -}}
+{{- $pipelines := list -}}
+{{- range $p := .Values.pipelines | default list -}}
+{{- $nodes := dict -}}
+{{- range $name, $node := $p.nodes -}}
+{{- $n := deepCopy $node -}}
+{{- if eq $node.kind "retriever" -}}
+{{- $store := deepCopy ($node.store | default (dict "kind" "sqlite")) -}}
+{{- if eq $store.kind "sqlite" -}}
+{{- if gt (int $root.Values.gateway.replicas) 1 -}}
+{{- include "flotilla.refuse" (printf "pipelines[%s].nodes.%s.store: a sqlite store lives on one gateway pod's volume, and gateway.replicas is %d: use kind pgvector (vectorStore) so that every gateway pod sees the same documents" $p.name $name (int $root.Values.gateway.replicas)) -}}
+{{- end -}}
+{{- $_ := set $store "path" (printf "/var/lib/flotilla/vectors/%s-%s.db" $p.name $name) -}}
+{{- else if and (eq $store.kind "pgvector") (not $store.url) -}}
+{{- if eq $root.Values.vectorStore.type "none" -}}
+{{- include "flotilla.refuse" (printf "pipelines[%s].nodes.%s.store: a pgvector store without `url` needs vectorStore.type internal (the chart's PostgreSQL) or external (a URL in a Secret)" $p.name $name) -}}
+{{- end -}}
+{{- $_ := set $store "url" "${FLOTILLA_VECTOR_DB_URL}" -}}
+{{- end -}}
+{{- $_ := set $n "store" $store -}}
+{{- end -}}
+{{- $_ := set $nodes $name $n -}}
+{{- end -}}
+{{- $pipelines = append $pipelines (set (deepCopy $p) "nodes" $nodes) -}}
+{{- end -}}
+{{- toYaml $pipelines -}}
+{{- end -}}
+
+{{/* "true" when a pipeline keeps its vectors in SQLite files (on the gateway's data volume). */}}
+{{- define "flotilla.sqliteVectors" -}}
+{{- range $p := .Values.pipelines | default list -}}
+{{- range $name, $node := $p.nodes -}}
+{{- if and (eq $node.kind "retriever") (eq (dig "store" "kind" "sqlite" $node) "sqlite") }}true{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway has a data volume (/var/lib/flotilla): the SQLite token database, or SQLite vector stores. */}}
+{{- define "flotilla.gatewayDataVolume" -}}
+{{- if or (eq .Values.tokenDatabase.type "sqlite") (include "flotilla.sqliteVectors" .) }}true{{ end -}}
+{{- end -}}
+
+{{/* The chart makes a CloudNativePG Cluster: the token database, or pipelines' vectors (vectorStore internal). */}}
+{{- define "flotilla.postgresCluster" -}}
+{{- if or (eq .Values.tokenDatabase.type "postgresql") (eq .Values.vectorStore.type "internal") }}true{{ end -}}
 {{- end -}}
 
 {{/*
@@ -76,6 +134,9 @@ URLs; not the benchmark's), and, at install/upgrade time, a gateway.tokensSecret
 {{- end }}
 {{- if and (eq .Values.rabbitmq.type "external") .Values.rabbitmq.external.url }}
 {{- $_ := set $data "rabbitmq-url" (.Values.rabbitmq.external.url | b64enc) }}
+{{- end }}
+{{- if and (eq .Values.vectorStore.type "external") .Values.vectorStore.external.url }}
+{{- $_ := set $data "vector-db-url" (.Values.vectorStore.external.url | b64enc) }}
 {{- end }}
 {{- toYaml $data }}
 {{- end -}}
@@ -132,6 +193,21 @@ URLs; not the benchmark's), and, at install/upgrade time, a gateway.tokensSecret
 {{- end }}
 - name: FLOTILLA_DATABASE_URL
   value: "postgresql+asyncpg://$(FLOTILLA_DB_USER):$(FLOTILLA_DB_PASSWORD)@$(FLOTILLA_DB_HOST):$(FLOTILLA_DB_PORT)/$(FLOTILLA_DB_NAME)"
+{{- end }}
+{{- $vs := .Values.vectorStore }}
+{{- if eq $vs.type "internal" }}
+{{- /* CloudNativePG's app Secret carries the whole URL (postgresql://...) under `uri`. */}}
+- name: FLOTILLA_VECTOR_DB_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ printf "%s-app" (include "flotilla.postgresClusterName" .) }}
+      key: uri
+{{- else if eq $vs.type "external" }}
+- name: FLOTILLA_VECTOR_DB_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $vs.external.existingSecret | default (include "flotilla.gatewaySecretName" .) }}
+      key: {{ if $vs.external.existingSecret }}{{ $vs.external.secretKey }}{{ else }}vector-db-url{{ end }}
 {{- end }}
 {{- $mq := .Values.rabbitmq }}
 {{- if eq $mq.type "external" }}

@@ -21,7 +21,7 @@ graceful drains, termination grace and resources. Kept apart from the engine arg
 
 {{/* A model's cache is a ReadWriteOnce claim: its pods must share a node and cannot overlap in a rollout. ctx: merged model */}}
 {{- define "flotilla.rwoCache" -}}
-{{- if and (ne .engine "sim") (eq .cache.type "pvc") (has .cache.accessMode (list "ReadWriteOnce" "ReadWriteOncePod")) -}}true{{- end -}}
+{{- if and (not (has .engine (list "sim" "onnx"))) (eq .cache.type "pvc") (has .cache.accessMode (list "ReadWriteOnce" "ReadWriteOncePod")) -}}true{{- end -}}
 {{- end -}}
 
 {{/*

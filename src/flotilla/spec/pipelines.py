@@ -63,14 +63,18 @@ class PgvectorStoreSpec(SpecModel):
     """PostgreSQL with the pgvector extension (the token store's server can hold it)."""
 
     kind: Literal["pgvector"]
-    url: str = Field(..., description="postgresql://user:pass@host:5432/db (use ${ENV} for the password).")
+    url: str | None = Field(
+        None,
+        description="postgresql://user:pass@host:5432/db (use ${ENV} for the password). Leave it out for the "
+        "deployment's own store: the chart's `vectorStore`, docker compose's pgvector service.",
+    )
     table: str | None = Field(None, description="Table of chunks; default flotilla_chunks_<pipeline>_<node>.")
     hnsw: bool = Field(True, description="Build an HNSW index (cosine) for approximate search on large tables.")
 
     @field_validator("url")
     @classmethod
-    def _postgres_url(cls, url: str) -> str:
-        if not url.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
             raise ValueError("pgvector url must start with postgresql://")
         return url
 

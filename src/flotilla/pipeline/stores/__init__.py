@@ -16,6 +16,11 @@ def open_store(spec: Any, pipeline: str, node: str) -> VectorStore:
     if spec.kind == "pgvector":
         from flotilla.pipeline.stores.pgvector import PgvectorStore
 
+        if not spec.url:
+            raise StoreError(
+                f"pipelines[{pipeline}].nodes.{node}.store.url is not set: give the PostgreSQL URL "
+                "(only the Helm chart and `flotilla render --format compose` fill it in themselves)"
+            )
         table = spec.table or f"flotilla_chunks_{pipeline}_{node}".replace("-", "_")
         return PgvectorStore(spec.url, table, hnsw=spec.hnsw)
     raise ValueError(f"unknown store kind {spec.kind!r}")
