@@ -916,7 +916,7 @@ export interface SimOptions {
    */
   itlMs?: number;
   /**
-   * Sequences decoded at once; the rest wait FIFO inside the engine.
+   * Sequences decoded at once; the rest wait inside the engine (in schedulingPolicy order).
    */
   maxNumSeqs?: number;
   /**
@@ -955,6 +955,22 @@ export interface SimOptions {
    * Decode role: delay standing for the KV-cache transfer before decoding starts (ms).
    */
   kvTransferMs?: number;
+  /**
+   * vLLM's --scheduling-policy: fcfs, or priority (waiting requests ordered by the body's `priority`, lower first; the lowest-priority running request is preempted when KV blocks run out). With priority the gateway forwards each request's priority.
+   */
+  schedulingPolicy?: "fcfs" | "priority";
+  /**
+   * KV cache size in blocks of 16 tokens (vLLM's num_gpu_blocks). Default: maxNumSeqs x maxModelLen / 16, room for every sequence at full length, so nothing is ever preempted.
+   */
+  numGpuBlocks?: number | null;
+  /**
+   * Keep the KV blocks of ended requests for reuse (vLLM automatic prefix caching; on by default in vLLM, off here so the sim costs nothing extra unless asked).
+   */
+  enablePrefixCaching?: boolean;
+  /**
+   * Time to first token added per prompt token computed, i.e. not found in the prefix cache (ms).
+   */
+  prefillMsPerToken?: number;
 }
 /**
  * llama.cpp's server (llama-server) on CPU.
@@ -1662,9 +1678,21 @@ export interface BenchmarkSpec {
    */
   rangeRatio?: number;
   /**
-   * 'random', 'builtin' or a ShareGPT-format JSON path.
+   * 'random', 'builtin', 'conversations' (generated multi-turn chats sharing system prompts) or a ShareGPT-format JSON path.
    */
   dataset?: string;
+  /**
+   * Multi-turn: replay up to this many user turns of each conversation (a ShareGPT file, or 'conversations': default 4), each sent when the answer to the one before is complete, its prompt holding the conversation so far. With `rate`, conversations start at that rate.
+   */
+  turns?: number | null;
+  /**
+   * 'conversations': system prompts shared by the conversations.
+   */
+  systemPrompts?: number;
+  /**
+   * 'conversations': tokens of each system prompt.
+   */
+  systemPromptLen?: number;
   /**
    * Send ignore_eos so output lengths hold (vLLM, sim).
    */
@@ -1735,9 +1763,13 @@ export interface TrafficClassSpec {
   outputLen?: number | null;
   rangeRatio?: number | null;
   /**
-   * 'random', 'builtin' or a ShareGPT JSON path.
+   * 'random', 'builtin', 'conversations' (generated chats) or a ShareGPT JSON path.
    */
   dataset?: string | null;
+  /**
+   * Multi-turn: user turns per conversation (see benchmark.turns).
+   */
+  turns?: number | null;
 }
 /**
  * Chart only: how the benchmark Job runs. `flotilla bench` ignores it.

@@ -34,7 +34,7 @@ async def test_chat_without_max_tokens_uses_the_mean_and_stops(client):
 
 async def test_max_completion_tokens_and_ignore_eos_are_accepted(client):
     reply = await client.chat.completions.create(
-        model=MODEL, messages=MESSAGES, max_completion_tokens=3, extra_body={"ignore_eos": True, "priority": 5}
+        model=MODEL, messages=MESSAGES, max_completion_tokens=3, extra_body={"ignore_eos": True}
     )
     assert reply.usage.completion_tokens == 3
 

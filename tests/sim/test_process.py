@@ -44,11 +44,13 @@ def test_options_reach_the_process_and_sigterm_stops_it_cleanly():
 
 
 def test_sim_args_spell_every_option_as_a_flag():
-    args = sim_args(SimOptions(deterministic=True, error_rate=0.5))
+    args = sim_args(SimOptions(deterministic=True, error_rate=0.5, num_gpu_blocks=512))
     assert args[args.index("--error-rate") + 1] == "0.5"
+    assert args[args.index("--num-gpu-blocks") + 1] == "512"
     assert "--deterministic" in args
     assert "--no-deterministic" in sim_args(SimOptions(deterministic=False))
     assert len([a for a in args if a.startswith("--")]) == len(SimOptions.model_fields)
+    assert "--num-gpu-blocks" not in sim_args(SimOptions())  # unset: the sim's own default, not "None"
 
 
 @pytest.mark.parametrize(
@@ -57,6 +59,8 @@ def test_sim_args_spell_every_option_as_a_flag():
         (["--error-rate", "2"], "--error-rate: Input should be less than or equal to 1"),
         (["--max-num-seqs", "0"], "--max-num-seqs: Input should be greater than or equal to 1"),
         (["--port", "70000"], "--port: must be 0..65535"),
+        (["--scheduling-policy", "lifo"], "--scheduling-policy: Input should be 'fcfs' or 'priority'"),
+        (["--num-gpu-blocks", "10"], "numGpuBlocks 10 hold 160 tokens, fewer than one sequence of maxModelLen 4096"),
     ],
 )
 def test_bad_flags_are_refused_naming_the_flag(argv, message):

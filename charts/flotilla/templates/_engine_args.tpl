@@ -20,6 +20,10 @@ each returns JSON. ctx: dict "model" MERGED_MODEL "port" PORT ["role" prefill|de
 {{- if not (kindIs "invalid" $m.sim.maxModelLen) }}{{- $args = concat $args (list "--max-model-len" (include "flotilla.num" $m.sim.maxModelLen)) -}}{{- end -}}
 {{- if $m.sim.metricsDialect }}{{- $args = concat $args (list "--metrics-dialect" $m.sim.metricsDialect) -}}{{- end -}}
 {{- if not (kindIs "invalid" $m.sim.kvTransferMs) }}{{- $args = concat $args (list "--kv-transfer-ms" (include "flotilla.num" $m.sim.kvTransferMs)) -}}{{- end -}}
+{{- if $m.sim.schedulingPolicy }}{{- $args = concat $args (list "--scheduling-policy" $m.sim.schedulingPolicy) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.sim.numGpuBlocks) }}{{- $args = concat $args (list "--num-gpu-blocks" (include "flotilla.num" $m.sim.numGpuBlocks)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $m.sim.prefillMsPerToken) }}{{- $args = concat $args (list "--prefill-ms-per-token" (include "flotilla.num" $m.sim.prefillMsPerToken)) -}}{{- end -}}
+{{- if $m.sim.enablePrefixCaching }}{{- $args = concat $args (list "--enable-prefix-caching") -}}{{- end -}}
 {{- if $m.sim.deterministic }}{{- $args = concat $args (list "--deterministic") -}}{{- end -}}
 {{- range $m.loras }}{{- $args = concat $args (list "--lora" .name) -}}{{- end -}}
 {{- if $role }}{{- $args = concat $args (list "--role" $role) -}}{{- end -}}

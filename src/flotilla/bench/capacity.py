@@ -39,14 +39,17 @@ class AiohttpTransport:
         self.session: aiohttp.ClientSession | None = None
         self.connections_opened = 0
 
-    async def send(self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float) -> bool:
+    async def send(
+        self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float,
+        answer: list[str] | None = None,
+    ) -> bool:
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=0)
             self.session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         record.sent = start - clock_zero
-        exchange = StreamingExchange(record, start, loop.create_future())
+        exchange = StreamingExchange(record, start, loop.create_future(), answer)
         try:
             async with self.session.post(self.url, data=body, headers=headers) as response:
                 exchange.on_head(response.status, dict(response.headers), time.perf_counter())

@@ -26,6 +26,7 @@ CLASS_KEYS: dict[str, str] = {
     "output-len": "output_len",
     "range-ratio": "range_ratio",
     "dataset": "dataset",
+    "turns": "turns",
 }
 _SECRET_KEYS = {"token"}
 EXAMPLE = "--class students:token-env=STUDENT_TOKEN,rate=20,input-len=512,output-len=128"

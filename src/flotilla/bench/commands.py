@@ -24,6 +24,9 @@ Examples:
       --goodput ttft:300 tpot:50 --json results.json --html report.html
 
   flotilla bench --spec flotilla.yaml --sweep 2,4,8,16 --html sweep.html
+
+  flotilla bench --url http://127.0.0.1:8000 --model chat --dataset conversations --turns 6 \
+      --system-prompts 4 --concurrency 16 --duration 60
 """
 
 
@@ -87,7 +90,18 @@ def bench(
     input_len: int | None = typer.Option(None, "--input-len", help="Prompt tokens of random prompts (256)."),
     output_len: int | None = typer.Option(None, "--output-len", help="max_tokens per request (128)."),
     range_ratio: float | None = typer.Option(None, "--range-ratio", help="Lengths vary uniformly by ±ratio."),
-    dataset: str | None = typer.Option(None, "--dataset", help="random (default), builtin, or a ShareGPT JSON file."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="random (default), builtin, conversations (generated chats), or a ShareGPT JSON file."
+    ),
+    turns: int | None = typer.Option(
+        None, "--turns", help="Multi-turn: user turns per conversation, each sent after the previous answer."
+    ),
+    system_prompts: int | None = typer.Option(
+        None, "--system-prompts", help="conversations: system prompts shared by all conversations (4)."
+    ),
+    system_prompt_len: int | None = typer.Option(
+        None, "--system-prompt-len", help="conversations: tokens of each system prompt (512)."
+    ),
     ignore_eos: bool | None = typer.Option(None, "--ignore-eos/--no-ignore-eos", help="Send ignore_eos (default on)."),
     goodput: list[str] = typer.Option(
         [], "--goodput", help="SLOs in ms: --goodput ttft:300 tpot:50 (ttft, tpot, e2el)."
@@ -130,6 +144,9 @@ def bench(
             "output_len": output_len,
             "range_ratio": range_ratio,
             "dataset": dataset,
+            "turns": turns,
+            "system_prompts": system_prompts,
+            "system_prompt_len": system_prompt_len,
             "ignore_eos": ignore_eos,
             "goodput": parse_goodput(goodput + extra_goodput),
             "percentiles": _split_numbers(percentiles, "--percentiles"),

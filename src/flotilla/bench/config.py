@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from flotilla.bench.conversations import ConversationSource, conversation_source
 from flotilla.bench.datasets import DatasetError, PromptSource, prompt_source
 from flotilla.spec.benchmark import BenchmarkSpec, TrafficClassSpec
 from flotilla.spec.root import FlotillaSpec
@@ -35,6 +36,9 @@ SPEC_FLAG_NAMES: dict[str, str] = {
     "output_len": "--output-len",
     "range_ratio": "--range-ratio",
     "dataset": "--dataset",
+    "turns": "--turns",
+    "system_prompts": "--system-prompts",
+    "system_prompt_len": "--system-prompt-len",
     "ignore_eos": "--ignore-eos/--no-ignore-eos",
     "goodput": "--goodput",
     "percentiles": "--percentiles",
@@ -59,17 +63,23 @@ class ClassPlan:
     rate: float | None  # None with concurrency: closed loop
     concurrency: int | None  # with rate: a cap on in-flight requests
     burstiness: float | None  # gamma shape; None: constant spacing
-    num_requests: int | None  # None: run for the plan's duration
-    prompts: PromptSource
+    num_requests: int | None  # None: run for the plan's duration (multi-turn: measured turns)
+    prompts: PromptSource | None  # None: the class replays conversations
     follows_sweep: bool = False
+    conversations: ConversationSource | None = None  # multi-turn: conversations, started at `rate`
+
+    @property
+    def multi_turn(self) -> bool:
+        return self.conversations is not None
 
     @property
     def label(self) -> str:
+        unit = "conversations/s" if self.multi_turn else "req/s"
         if self.rate is not None and self.concurrency is not None:
-            return f"{self.rate:g} req/s, ≤{self.concurrency} in flight"
+            return f"{self.rate:g} {unit}, ≤{self.concurrency} in flight"
         if self.rate is not None:
-            return f"{self.rate:g} req/s"
-        return f"concurrency {self.concurrency}"
+            return f"{self.rate:g} {unit}"
+        return f"concurrency {self.concurrency}" + (" (conversations)" if self.multi_turn else "")
 
 
 @dataclass(frozen=True)
@@ -242,13 +252,21 @@ def resolve_plan(settings: BenchmarkSpec, spec: FlotillaSpec | None = None) -> B
         token = _class_token(c, settings, spec, where)
         output_len = c.output_len or (settings.output_len if "output_len" in explicit else None)
         dataset = c.dataset or settings.dataset
+        turns = c.turns if c.turns is not None else settings.turns
+        input_len = c.input_len or settings.input_len
+        range_ratio = c.range_ratio if c.range_ratio is not None else settings.range_ratio
+        prompts: PromptSource | None = None
+        conversations: ConversationSource | None = None
         try:
-            prompts = prompt_source(
-                dataset,
-                c.input_len or settings.input_len,
-                output_len,
-                c.range_ratio if c.range_ratio is not None else settings.range_ratio,
-            )
+            if dataset == "conversations" or turns is not None:
+                if settings.endpoint != "chat":
+                    raise BenchConfigError(f"{where}: multi-turn conversations need --endpoint chat")
+                conversations = conversation_source(
+                    dataset, turns, input_len, output_len, range_ratio,
+                    settings.system_prompts, settings.system_prompt_len, settings.seed,
+                )
+            else:
+                prompts = prompt_source(dataset, input_len, output_len, range_ratio)
         except DatasetError as exc:
             raise BenchConfigError(f"{where}: {exc}") from None
         burstiness = c.burstiness if c.burstiness is not None else settings.burstiness
@@ -263,6 +281,7 @@ def resolve_plan(settings: BenchmarkSpec, spec: FlotillaSpec | None = None) -> B
                 num_requests=count or None,
                 prompts=prompts,
                 follows_sweep=sweeping and _follows_sweep(c),
+                conversations=conversations,
             )
         )
     if sweeping and not any(p.follows_sweep for p in plans):

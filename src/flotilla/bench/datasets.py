@@ -41,6 +41,11 @@ _WORDS = (
 CHARS_PER_TOKEN = 4.0
 
 
+def random_words(n: int, rng: random.Random) -> str:
+    """`n` common words: about `n` tokens."""
+    return " ".join(rng.choices(_WORDS, k=n))
+
+
 @dataclass(frozen=True, slots=True)
 class PromptSample:
     prompt: str
@@ -161,5 +166,7 @@ def prompt_source(dataset: str, input_len: int, output_len: int | None, range_ra
     if dataset == "builtin":
         return builtin_prompts(output_len)
     if not Path(dataset).exists():
-        raise DatasetError(f"dataset {dataset!r}: no such file (use 'random', 'builtin' or a ShareGPT JSON path)")
+        raise DatasetError(
+            f"dataset {dataset!r}: no such file (use 'random', 'builtin', 'conversations' or a ShareGPT JSON path)"
+        )
     return sharegpt_prompts(dataset, output_len)

@@ -55,6 +55,21 @@ def request_body(endpoint: Literal["chat", "completions"], model: str, sample: P
     return orjson.dumps(body)
 
 
+def chat_body(model: str, messages: list[dict[str, str]], output_len: int, ignore_eos: bool) -> bytes:
+    """A chat request carrying a whole conversation (multi-turn replay)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": output_len,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if ignore_eos:
+        body["ignore_eos"] = True
+    return orjson.dumps(body)
+
+
 def request_headers(token: str | None) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "User-Agent": "flotilla-bench"}
     if token:
@@ -67,10 +82,13 @@ class StreamingExchange:
 
     __slots__ = (
         "record", "start", "future", "status", "_sse", "_error_body", "_first", "_last_token", "_token_events",
-        "_stream_error", "usage_reported",
+        "_stream_error", "usage_reported", "answer",
     )
 
-    def __init__(self, record: RequestRecord, start: float, future: asyncio.Future[None]) -> None:
+    def __init__(
+        self, record: RequestRecord, start: float, future: asyncio.Future[None], answer: list[str] | None = None
+    ) -> None:
+        self.answer = answer  # receives the generated text's pieces when given (a conversation's next turn needs it)
         self.record = record
         self.start = start
         self.future = future
@@ -107,7 +125,10 @@ class StreamingExchange:
                 continue
             if not isinstance(message, dict):
                 continue
-            if message.get("choices"):
+            choices = message.get("choices")
+            if choices:
+                if self.answer is not None:
+                    self._keep_text(choices[0])
                 if self._token_events == 0:
                     self._first = t
                 else:
@@ -123,6 +144,14 @@ class StreamingExchange:
             if error:
                 text = error.get("message") if isinstance(error, dict) else str(error)
                 self._stream_error = f"error event in stream: {str(text)[:200]}"
+
+    def _keep_text(self, choice: Any) -> None:
+        if not isinstance(choice, dict) or self.answer is None:
+            return
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str):
+            self.answer.append(text)
 
     def on_complete(self, t: float) -> None:
         record = self.record
@@ -182,8 +211,11 @@ class RequestTarget:
     timeout_s: float
 
 
-async def perform(target: RequestTarget, request: bytes, record: RequestRecord, clock_zero: float) -> bool:
-    """Send `request` once, wait for the whole response, fill `record`. Returns whether usage was reported.
+async def perform(
+    target: RequestTarget, request: bytes, record: RequestRecord, clock_zero: float, answer: list[str] | None = None
+) -> bool:
+    """Send `request` once, wait for the whole response, fill `record` (and `answer` with the generated
+    text, when given). Returns whether usage was reported.
 
     The pool hands out an idle keep-alive connection only after checking it is still open, so a
     request is never sent twice (an engine may have started on the first copy)."""
@@ -198,7 +230,7 @@ async def perform(target: RequestTarget, request: bytes, record: RequestRecord, 
         record.finished = time.perf_counter() - clock_zero
         return False
     future: asyncio.Future[None] = loop.create_future()
-    exchange = StreamingExchange(record, start, future)
+    exchange = StreamingExchange(record, start, future, answer)
     remaining = target.timeout_s - (time.perf_counter() - start)
     timer = loop.call_later(
         max(0.0, remaining), conn.abort, TotalTimeout("no complete response within the timeout"), exchange
@@ -220,7 +252,10 @@ class Transport(Protocol):
     @property
     def connections_opened(self) -> int: ...
 
-    async def send(self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float) -> bool: ...
+    async def send(
+        self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float,
+        answer: list[str] | None = None,
+    ) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -236,9 +271,12 @@ class LeanTransport:
     def connections_opened(self) -> int:
         return self.pool.opened
 
-    async def send(self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float) -> bool:
+    async def send(
+        self, headers: dict[str, str], body: bytes, record: RequestRecord, clock_zero: float,
+        answer: list[str] | None = None,
+    ) -> bool:
         request = self.pool.build_request("POST", self.target.path, headers, body)
-        return await perform(self.target, request, record, clock_zero)
+        return await perform(self.target, request, record, clock_zero, answer)
 
     async def close(self) -> None:
         self.pool.close()

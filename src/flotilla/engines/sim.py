@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from flotilla.engines.base import DISAGGREGATION, LORA, ContainerDefaults, Engine
 from flotilla.engines.rules import Custom, Host, Lit, Opt, Port, Rules, Served, Switch
@@ -27,7 +27,7 @@ class SimOptions(SpecModel):
 
     ttft_ms: float = Field(50.0, ge=0, description="Time to first token of a lone request (ms).")
     itl_ms: float = Field(10.0, ge=0, description="Inter-token latency of a lone request (ms).")
-    max_num_seqs: int = Field(8, ge=1, description="Sequences decoded at once; the rest wait FIFO inside the engine.")
+    max_num_seqs: int = Field(8, ge=1, description="Sequences decoded at once; the rest wait inside the engine (in schedulingPolicy order).")
     batch_slowdown: float = Field(
         0.05, ge=0, description="Relative slowdown of TTFT and ITL per extra running sequence."
     )
@@ -49,6 +49,39 @@ class SimOptions(SpecModel):
     kv_transfer_ms: float = Field(
         20.0, ge=0, description="Decode role: delay standing for the KV-cache transfer before decoding starts (ms)."
     )
+    scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs",
+        description="vLLM's --scheduling-policy: fcfs, or priority (waiting requests ordered by the body's "
+        "`priority`, lower first; the lowest-priority running request is preempted when KV blocks run out). "
+        "With priority the gateway forwards each request's priority.",
+    )
+    num_gpu_blocks: int | None = Field(
+        None, ge=1,
+        description="KV cache size in blocks of 16 tokens (vLLM's num_gpu_blocks). Default: maxNumSeqs x "
+        "maxModelLen / 16, room for every sequence at full length, so nothing is ever preempted.",
+    )
+    enable_prefix_caching: bool = Field(
+        False,
+        description="Keep the KV blocks of ended requests for reuse (vLLM automatic prefix caching; on by "
+        "default in vLLM, off here so the sim costs nothing extra unless asked).",
+    )
+    prefill_ms_per_token: float = Field(
+        0.0, ge=0,
+        description="Time to first token added per prompt token computed, i.e. not found in the prefix cache (ms).",
+    )
+
+    @model_validator(mode="after")
+    def _kv_cache_holds_one_sequence(self) -> SimOptions:
+        if self.num_gpu_blocks is not None and self.num_gpu_blocks * 16 < self.max_model_len:
+            raise ValueError(
+                f"numGpuBlocks {self.num_gpu_blocks} hold {self.num_gpu_blocks * 16} tokens, fewer than one "
+                f"sequence of maxModelLen {self.max_model_len} (vLLM refuses to start so)"
+            )
+        return self
+
+    @property
+    def kv_cache_blocks(self) -> int:
+        return self.num_gpu_blocks or -(-self.max_num_seqs * self.max_model_len // 16)
 
 
 def _sim_role(ctx) -> list[str]:
@@ -74,6 +107,10 @@ SIM_RULES = Rules(args=(
     Opt("--max-model-len", "sim.maxModelLen", number=True),
     Opt("--metrics-dialect", "sim.metricsDialect"),
     Opt("--kv-transfer-ms", "sim.kvTransferMs", number=True),
+    Opt("--scheduling-policy", "sim.schedulingPolicy"),
+    Opt("--num-gpu-blocks", "sim.numGpuBlocks", number=True),
+    Opt("--prefill-ms-per-token", "sim.prefillMsPerToken", number=True),
+    Switch("--enable-prefix-caching", "sim.enablePrefixCaching"),
     Switch("--deterministic", "sim.deterministic"),
     Custom(_sim_loras, '{{- range $m.loras }}{{- $args = concat $args (list "--lora" .name) -}}{{- end -}}', "loras"),
     Custom(_sim_role, '{{- if $role }}{{- $args = concat $args (list "--role" $role) -}}{{- end -}}', "role"),

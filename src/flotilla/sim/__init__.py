@@ -7,8 +7,14 @@ benchmarked without a GPU:
   `stream_options.include_usage`), /v1/embeddings; GET /v1/models, /health, /metrics (vLLM names,
   or SGLang's, TGI's or llama.cpp's with `metricsDialect`). LoRA adapters (`--lora`) are served as
   models; `--role prefill|decode` plays one side of a disaggregated model (vLLM's NixlConnector protocol).
-- Continuous batching: at most `maxNumSeqs` sequences run; the rest wait FIFO. TTFT and ITL are
-  `ttftMs`/`itlMs` times `1 + batchSlowdown * (running - 1)` (latency.py).
+- Continuous batching after vLLM V1's scheduler (scheduler.py): at most `maxNumSeqs` sequences run;
+  the rest wait, first come first served or (`schedulingPolicy: priority`) by the body's `priority`,
+  lower first. A KV cache of `numGpuBlocks` blocks of 16 tokens (kv_cache.py; default: never short):
+  a running sequence that needs a block when none is free preempts the lowest-priority one, which
+  recomputes when it runs again. TTFT and ITL are `ttftMs` (+ `prefillMsPerToken` per prompt token
+  computed) and `itlMs`, times `1 + batchSlowdown * (running - 1)` (latency.py).
+- Automatic prefix caching (`enablePrefixCaching`): blocks of ended requests stay cached (LRU) and a
+  prompt starting with them skips their prefill; `vllm:prefix_cache_queries`/`hits` count tokens.
 - Output: one vocabulary word per token; length = max_tokens (or max_completion_tokens), else a
   seeded draw around `outputTokensMean` (exactly the mean with `deterministic`).
 - Prompt tokens: ceil(characters / 4), at least 1; token-id prompts count one per id.

@@ -16,7 +16,7 @@ def sim(
     model: str = typer.Option("sim", "--model", help="The model name served (what clients send as `model`)."),
     ttft_ms: float | None = typer.Option(None, "--ttft-ms", help="Time to first token of a lone request (ms)."),
     itl_ms: float | None = typer.Option(None, "--itl-ms", help="Inter-token latency of a lone request (ms)."),
-    max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences run at once; more wait FIFO."),
+    max_num_seqs: int | None = typer.Option(None, "--max-num-seqs", help="Sequences run at once; more wait (in --scheduling-policy order)."),
     batch_slowdown: float | None = typer.Option(
         None, "--batch-slowdown", help="Relative slowdown of TTFT and ITL per extra running sequence."
     ),
@@ -37,6 +37,20 @@ def sim(
     ),
     kv_transfer_ms: float | None = typer.Option(
         None, "--kv-transfer-ms", help="Decode role: delay standing for the KV-cache transfer (ms)."
+    ),
+    scheduling_policy: str | None = typer.Option(
+        None, "--scheduling-policy", help="fcfs (default) or priority: vLLM's ordering of waiting requests by the "
+        "body's `priority` (lower first), with preemption of the lowest priority when KV blocks run out."
+    ),
+    num_gpu_blocks: int | None = typer.Option(
+        None, "--num-gpu-blocks", help="KV cache size in blocks of 16 tokens (default: never short)."
+    ),
+    enable_prefix_caching: bool | None = typer.Option(
+        None, "--enable-prefix-caching/--no-enable-prefix-caching",
+        help="Keep ended requests' KV blocks for reuse by prompts that start the same (vLLM automatic prefix caching).",
+    ),
+    prefill_ms_per_token: float | None = typer.Option(
+        None, "--prefill-ms-per-token", help="Time to first token added per prompt token not found in the prefix cache (ms)."
     ),
     lora: list[str] = typer.Option([], "--lora", help="A LoRA adapter name served besides the model (repeat)."),
     role: str | None = typer.Option(
@@ -59,13 +73,20 @@ def sim(
         "max_model_len": max_model_len,
         "metrics_dialect": metrics_dialect,
         "kv_transfer_ms": kv_transfer_ms,
+        "scheduling_policy": scheduling_policy,
+        "num_gpu_blocks": num_gpu_blocks,
+        "enable_prefix_caching": enable_prefix_caching,
+        "prefill_ms_per_token": prefill_ms_per_token,
     }
     try:
         options = SimOptions(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         for problem in exc.errors():
-            flag = "--" + str(problem["loc"][0]).replace("_", "-")
-            typer.echo(f"flotilla sim: {flag}: {problem['msg']} (got {problem.get('input')!r})", err=True)
+            if problem["loc"]:
+                flag = "--" + str(problem["loc"][0]).replace("_", "-")
+                typer.echo(f"flotilla sim: {flag}: {problem['msg']} (got {problem.get('input')!r})", err=True)
+            else:  # a rule across options
+                typer.echo(f"flotilla sim: {problem['msg'].removeprefix('Value error, ')}", err=True)
         raise typer.Exit(2) from None
     if not 0 <= port <= 65535:
         typer.echo(f"flotilla sim: --port: must be 0..65535, got {port}", err=True)
@@ -84,6 +105,8 @@ def sim_args(options: SimOptions) -> list[str]:
     args: list[str] = []
     for name, value in options.model_dump().items():
         flag = "--" + name.replace("_", "-")
+        if value is None:
+            continue
         if isinstance(value, bool):
             args.append(flag if value else "--no-" + flag[2:])
         else:

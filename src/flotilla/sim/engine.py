@@ -8,6 +8,7 @@ import time
 
 from flotilla.sim.dialects import DIALECTS
 from flotilla.sim.faults import FaultInjector
+from flotilla.sim.kv_cache import BlockPool
 from flotilla.sim.latency import LatencyModel, OutputLength
 from flotilla.sim.metrics import SimMetrics, peak_gauge
 from flotilla.sim.responses import ResponseFactory
@@ -24,7 +25,8 @@ class SimEngine:
         self.adapters = adapters  # LoRA adapter names served besides the model (vLLM --lora-modules)
         self.role = role  # "prefill" | "decode" of a disaggregated model, else None
         self.latency = LatencyModel.from_options(options)
-        self.scheduler = BatchScheduler(options.max_num_seqs)
+        self.pool = BlockPool(options.kv_cache_blocks, options.enable_prefix_caching)
+        self.scheduler = BatchScheduler(options.max_num_seqs, options.scheduling_policy, self.pool)
         self.metrics = SimMetrics(model_name)
         self.responses = ResponseFactory(model_name)
         self.responses_by_name = {model_name: self.responses, **{a: ResponseFactory(a, parent=model_name) for a in adapters}}
@@ -35,18 +37,19 @@ class SimEngine:
         self.output_length = OutputLength(options.output_tokens_mean, options.deterministic, options.seed)
         self.faults = FaultInjector(options.error_rate, options.die_mid_stream_rate, options.seed)
         self.started_at = int(time.time())
-        # Tokens held by running sequences (prompt + generated so far): the simulated KV cache.
-        self.kv_tokens = 0
-        self._kv_capacity = options.max_num_seqs * options.max_model_len
 
     @property
     def kv_cache_usage(self) -> float:
-        return min(1.0, self.kv_tokens / self._kv_capacity)
+        return self.pool.usage
 
     def render_metrics(self) -> str:
         render = DIALECTS[self.options.metrics_dialect]
-        text = render(self.metrics, self.model_name, self.scheduler.running, self.scheduler.waiting, self.kv_cache_usage)
-        return text + peak_gauge(self.scheduler.peak, self.model_name)
+        scheduler, metrics = self.scheduler, self.metrics
+        metrics.preemptions = scheduler.preemptions
+        metrics.prefix_cache_queries = scheduler.prefix_queries
+        metrics.prefix_cache_hits = scheduler.prefix_hits
+        text = render(metrics, self.model_name, scheduler.running, scheduler.waiting, self.kv_cache_usage)
+        return text + peak_gauge(scheduler.peak, self.model_name)
 
 
 async def sleep_until(deadline: float) -> None:

@@ -1,10 +1,11 @@
 """The continuous-batching latency model of the simulated engine (pure functions, no I/O).
 
-A lone request sees `ttft_ms` before its first token and `itl_ms` between tokens. Like a real
+A lone request sees `ttft_ms` (plus `prefill_ms_per_token` for each prompt token it computes, i.e.
+does not find in the prefix cache) before its first token and `itl_ms` between tokens. Like a real
 engine step, every extra sequence running in the same batch slows each step down linearly:
 
     factor(running) = 1 + batch_slowdown * (running - 1)
-    ttft = ttft_ms * factor,  itl = itl_ms * factor
+    ttft = (ttft_ms + prefill_ms_per_token * computed_tokens) * factor,  itl = itl_ms * factor
 
 `running` is read at each step, so a request speeds up again as its batch drains.
 """
@@ -22,22 +23,26 @@ class LatencyModel:
     ttft_s: float
     itl_s: float
     batch_slowdown: float
+    prefill_s_per_token: float = 0.0
 
     @classmethod
     def from_options(cls, options: SimOptions) -> LatencyModel:
-        return cls(options.ttft_ms / 1000.0, options.itl_ms / 1000.0, options.batch_slowdown)
+        return cls(options.ttft_ms / 1000.0, options.itl_ms / 1000.0, options.batch_slowdown,
+                   options.prefill_ms_per_token / 1000.0)
 
     @property
     def instant(self) -> bool:
         """No simulated time at all: the server may answer in one write."""
-        return self.ttft_s == 0.0 and self.itl_s == 0.0
+        return self.ttft_s == 0.0 and self.itl_s == 0.0 and self.prefill_s_per_token == 0.0
 
     def factor(self, running: int) -> float:
         return 1.0 + self.batch_slowdown * (max(running, 1) - 1)
 
-    def time_to_first_token(self, running: int) -> float:
-        """Seconds from a sequence's admission to its first token, with `running` sequences in the batch."""
-        return self.ttft_s * self.factor(running)
+    def time_to_first_token(self, running: int, computed_tokens: int = 0) -> float:
+        """Seconds from a sequence's admission to its first token, with `running` sequences in the batch
+        and `computed_tokens` prompt tokens to compute (not found in the prefix cache). Also the time a
+        preempted sequence takes to recompute its prompt and generated tokens."""
+        return (self.ttft_s + self.prefill_s_per_token * computed_tokens) * self.factor(running)
 
     def inter_token(self, running: int) -> float:
         """Seconds between two tokens of a sequence, with `running` sequences in the batch."""

@@ -67,6 +67,10 @@ class SimMetrics:
         self.inter_token = Histogram(ITL_BUCKETS)
         self.e2e_latency = Histogram(REQUEST_LATENCY_BUCKETS)
         self.queue_time = Histogram(REQUEST_LATENCY_BUCKETS)
+        # Kept by the scheduler, copied here before rendering.
+        self.preemptions = 0
+        self.prefix_cache_queries = 0
+        self.prefix_cache_hits = 0
 
     def finished(self, reason: str, e2e: float, queued: float) -> None:
         self.request_success[reason] += 1
@@ -89,6 +93,11 @@ class SimMetrics:
             header(name, "gauge", help_text)
             out.append(f"{name}{{{labels}}} {value!r}")
         for name, help_text, count in (
+            ("vllm:num_preemptions_total", "Cumulative number of preemption from the engine.", self.preemptions),
+            ("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens.",
+             self.prefix_cache_queries),
+            ("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens.",
+             self.prefix_cache_hits),
             ("vllm:prompt_tokens_total", "Number of prefill tokens processed.", self.prompt_tokens),
             ("vllm:generation_tokens_total", "Number of generation tokens processed.", self.generation_tokens),
         ):

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from flotilla.sim.errors import SimError, bad_request
+from flotilla.sim.kv_cache import BlockHashes
 
 
 def count_text_tokens(chars: int) -> int:
@@ -26,6 +27,7 @@ class GenerationRequest:
     max_tokens: int | None
     stream: bool
     include_usage: bool
+    priority: int = 0  # vLLM's: lower first (with scheduling policy priority)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -159,3 +161,39 @@ def parse_embedding_inputs(body: dict[str, Any]) -> list[tuple[bytes, int]]:
 
 def _token_ids(items: list[Any]) -> bool:
     return bool(items) and all(isinstance(t, int) and not isinstance(t, bool) for t in items)
+
+
+def parse_priority(body: dict[str, Any], policy: str) -> int:
+    """The body's `priority` (vLLM's extra field: lower is served first), refused as vLLM refuses it
+    when priority scheduling is off."""
+    priority = body.get("priority")
+    if priority is None:
+        return 0
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise bad_request(f"`priority` must be an integer, got {priority!r}", "priority")
+    if priority != 0 and policy != "priority":
+        raise bad_request(f"Got priority {priority} but Priority scheduling is not enabled.", "priority")
+    return priority
+
+
+def prompt_block_hashes(body: dict[str, Any], chat: bool) -> BlockHashes:
+    """The prompt's KV block hashes for the prefix cache (call after parse_generation accepted it).
+
+    A chat prompt is the text of its messages' contents, one after another: a conversation's next
+    turn (history + the answer + a new question) extends the text of the turn before and its answer,
+    as a chat template's rendering does."""
+    if chat:
+        parts = []
+        for message in body["messages"]:
+            content = message.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+        return BlockHashes.of_text("".join(parts))
+    prompt = body["prompt"]
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return BlockHashes.of_text(prompt)
+    return BlockHashes.of_tokens(prompt)

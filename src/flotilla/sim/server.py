@@ -20,12 +20,15 @@ from aiohttp import web
 from flotilla.sim.engine import SimEngine, sleep_until
 from flotilla.sim.errors import SimError, bad_request, error_body
 from flotilla.sim.faults import FAULT_HEADER, Fault
+from flotilla.sim.kv_cache import BlockHashes
 from flotilla.sim.protocol import (
     GenerationRequest,
     check_model,
     parse_embedding_inputs,
     parse_generation,
     parse_json_object,
+    parse_priority,
+    prompt_block_hashes,
 )
 from flotilla.sim.responses import DONE_FRAME, EMBEDDING_DIM, ResponseFactory
 from flotilla.spec.engines import SimOptions
@@ -72,6 +75,7 @@ async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
         body = parse_json_object(await request.read())
         name = check_model(body, engine.model_name, engine.adapters)
         gen = parse_generation(body, chat, max_model_len)
+        gen.priority = parse_priority(body, engine.options.scheduling_policy)
         fault = engine.faults.decide(request.headers.get(FAULT_HEADER), gen.stream)
         transfer = kv_transfer_of(engine, body)
     except SimError as exc:
@@ -83,11 +87,10 @@ async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
     room = max_model_len - gen.prompt_tokens
     n_tokens = engine.output_length.draw(gen.max_tokens, room)
     finish_reason = "length" if gen.max_tokens is not None or n_tokens == room else "stop"
-    if transfer is not None:
-        return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault, responses, transfer)
-    if engine.latency.instant and fault is None:
+    if engine.latency.instant and fault is None and transfer is None and not engine.pool.prefix_caching:
         return await _answer_instantly(engine, gen, n_tokens, finish_reason, responses)
-    return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault, responses)
+    hashes = prompt_block_hashes(body, chat) if engine.pool.prefix_caching else None
+    return await _answer_in_time(request, engine, gen, n_tokens, finish_reason, fault, responses, hashes, transfer)
 
 
 def kv_transfer_of(engine: SimEngine, body: dict) -> str | None:
@@ -114,8 +117,15 @@ async def _answer_instantly(
     """No simulated time: the whole answer in one write, no timers (the benchmark path)."""
     arrival = perf_counter()
     scheduler = engine.scheduler
+    seq = None
     if not scheduler.try_admit():
-        await scheduler.admit()
+        # Only while timed requests fill the batch (fault injection): wait in line, holding no KV.
+        seq = scheduler.sequence(gen.priority, arrival, 0)
+        try:
+            await scheduler.start(seq)
+        except BaseException:
+            scheduler.leave(seq)
+            raise
     try:
         if gen.stream:
             frames = responses.stream(gen.chat)
@@ -124,7 +134,10 @@ async def _answer_instantly(
         else:
             response = _json(responses.completion(gen.chat, n_tokens, finish_reason, gen.prompt_tokens))
     finally:
-        scheduler.release()
+        if seq is None:
+            scheduler.release()
+        else:
+            scheduler.leave(seq)
     waited = perf_counter() - arrival
     metrics = engine.metrics
     metrics.prompt_tokens += gen.prompt_tokens
@@ -144,6 +157,7 @@ async def _answer_in_time(
     finish_reason: str,
     fault: Fault | None,
     responses: ResponseFactory,
+    hashes: BlockHashes | None = None,
     transfer: str | None = None,
 ) -> web.StreamResponse:
     arrival = perf_counter()
@@ -172,41 +186,48 @@ async def _answer_in_time(
             return stream  # the client already left
         frames = responses.stream(gen.chat)
 
-    await scheduler.admit()
-    admitted = perf_counter()
-    held = gen.prompt_tokens
-    engine.kv_tokens += held
+    seq = scheduler.sequence(gen.priority, arrival, gen.prompt_tokens, hashes)
+    admitted = arrival
     outcome = "abort"
     try:
-        # A decode that receives its KV cache waits for the transfer instead of computing the prompt.
-        first = engine.options.kv_transfer_ms / 1000.0 if transfer == "decode" else latency.time_to_first_token(scheduler.running)
+        computed = await scheduler.start(seq)
+        admitted = perf_counter()
+        if transfer == "decode":  # the KV cache arrives from the prefill instead of being computed
+            first = engine.options.kv_transfer_ms / 1000.0
+        else:
+            first = latency.time_to_first_token(scheduler.running, gen.prompt_tokens - computed)
         deadline = admitted + first
-        await sleep_until(deadline)
-        last = perf_counter()
-        metrics.ttft.observe(last - arrival)
-        metrics.prompt_tokens += gen.prompt_tokens
-        for i in range(n_tokens):
+        last = admitted
+        i = 0
+        while i < n_tokens:
+            await sleep_until(deadline)
+            if not scheduler.grow(seq):
+                # Preempted (its blocks went to a more urgent sequence): wait in line again, then
+                # recompute prompt and generated tokens, less what the prefix cache still holds.
+                computed = await scheduler.resume(seq)
+                deadline = perf_counter() + latency.time_to_first_token(scheduler.running, seq.tokens - computed)
+                continue
+            now = perf_counter()
             if i:
-                deadline += latency.inter_token(scheduler.running)
-                await sleep_until(deadline)
-                now = perf_counter()
                 metrics.inter_token.observe(now - last)
-                last = now
+            else:
+                metrics.ttft.observe(now - arrival)
+                metrics.prompt_tokens += gen.prompt_tokens
+            last = now
             if i == cut_at:
                 _drop_connection(request)
                 return stream if stream is not None else web.Response()
-            held += 1
-            engine.kv_tokens += 1
             metrics.generation_tokens += 1
             if stream is not None and frames is not None:
                 frame = frames.last_token(i, finish_reason) if i == n_tokens - 1 else frames.token(i)
                 await stream.write(frames.opening() + frame if i == 0 else frame)
+            i += 1
+            deadline += latency.inter_token(scheduler.running)
         outcome = finish_reason
     except ConnectionError:
         return stream if stream is not None else web.Response()  # the client left: an abort
     finally:
-        scheduler.release()
-        engine.kv_tokens -= held
+        scheduler.leave(seq)
         end = perf_counter()
         metrics.finished(outcome, e2e=end - arrival, queued=admitted - arrival)
 

@@ -36,7 +36,10 @@ class TrafficClassSpec(SpecModel):
     input_len: int | None = Field(None, ge=1)
     output_len: int | None = Field(None, ge=1)
     range_ratio: float | None = Field(None, ge=0, lt=1)
-    dataset: str | None = Field(None, description="'random', 'builtin' or a ShareGPT JSON path.")
+    dataset: str | None = Field(
+        None, description="'random', 'builtin', 'conversations' (generated chats) or a ShareGPT JSON path."
+    )
+    turns: int | None = Field(None, ge=1, description="Multi-turn: user turns per conversation (see benchmark.turns).")
 
     @field_validator("name")
     @classmethod
@@ -90,7 +93,19 @@ class BenchmarkSpec(SpecModel):
     input_len: int = Field(256, ge=1, description="Prompt tokens of random prompts.")
     output_len: int = Field(128, ge=1, description="max_tokens of every request (datasets: unless given).")
     range_ratio: float = Field(0.0, ge=0, lt=1, description="Lengths drawn uniformly in len*(1±ratio).")
-    dataset: str = Field("random", description="'random', 'builtin' or a ShareGPT-format JSON path.")
+    dataset: str = Field(
+        "random",
+        description="'random', 'builtin', 'conversations' (generated multi-turn chats sharing system prompts) or "
+        "a ShareGPT-format JSON path.",
+    )
+    turns: int | None = Field(
+        None, ge=1,
+        description="Multi-turn: replay up to this many user turns of each conversation (a ShareGPT file, or "
+        "'conversations': default 4), each sent when the answer to the one before is complete, its prompt "
+        "holding the conversation so far. With `rate`, conversations start at that rate.",
+    )
+    system_prompts: int = Field(4, ge=1, description="'conversations': system prompts shared by the conversations.")
+    system_prompt_len: int = Field(512, ge=1, description="'conversations': tokens of each system prompt.")
     ignore_eos: bool = Field(True, description="Send ignore_eos so output lengths hold (vLLM, sim).")
     goodput: dict[str, float] = Field(
         default_factory=dict, description="SLOs in ms, e.g. {ttft: 300, tpot: 50}; keys ttft, tpot, e2el."

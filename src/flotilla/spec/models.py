@@ -187,8 +187,9 @@ class ModelSpecBase(ModelDeploy):
 
     @property
     def forwards_vllm_priority(self) -> bool:
-        vllm = getattr(self, "vllm", None)
-        return self.engine == "vllm" and vllm is not None and vllm.scheduling_policy == "priority"  # type: ignore[attr-defined]
+        """vLLM with --scheduling-policy priority (or the sim imitating it) takes each request's priority."""
+        options = getattr(self, self.engine, None)  # type: ignore[attr-defined]
+        return self.engine in ("vllm", "sim") and getattr(options, "scheduling_policy", None) == "priority"  # type: ignore[attr-defined]
 
 
 def build_model_spec(engines: Mapping[str, Engine], name: str = "ModelSpec") -> type[ModelSpecBase]:
