@@ -10,6 +10,9 @@ sim engine and the load generators on core 1; RabbitMQ where the machine runs it
     separately, to the scheduler's own gateway.
   - maximum rate: wrk with many connections spread over the gateways (one wrk per gateway, run
     together, rates summed).
+  - the broker's floor: a small message from one AMQP connection to another and back (on core 0,
+    aio-pika, no confirms), the two broker crossings a request at a non-scheduler gateway pays
+    before its grant arrives; what the dispatcher adds beyond it is its own cost.
 
 Run: .venv/bin/python benchmarks/dispatcher_scaleout.py [--json out.json]
 Needs `wrk` and `taskset`, and RabbitMQ on 127.0.0.1:5672 (scripts/services.sh starts it), or
@@ -95,7 +98,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--broker-floor-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.broker_floor_only:  # the child process of broker_floor(), pinned to core 0
+        print(json.dumps(_broker_round_trips(args.amqp_url, args.requests)))
+        return
     if not shutil.which("wrk") or not shutil.which("taskset"):
         sys.exit("needs wrk and taskset: apt-get install -y wrk util-linux")
 
@@ -139,6 +146,7 @@ def main() -> None:
         for s in setups:
             results["setups"].setdefault(s.name, {})["rate"] = rate(s, args.seconds, args.connections, tmp)
             time.sleep(1)
+        results["broker_round_trip"] = broker_floor(args.amqp_url, args.requests)
     finally:
         for s in setups:
             s.stop()
@@ -158,8 +166,54 @@ def main() -> None:
         if "rate" in r:
             print(f"{name:44}{r['rate']['req_per_s']:8.0f}  errors: {r['rate']['non_2xx']} non-2xx"
                   f"{', socket ' + '; '.join(r['rate']['socket_errors']) if r['rate']['socket_errors'] else ''}")
+    floor = results["broker_round_trip"]
+    print(f"broker floor: AMQP message there and back (2 broker crossings), p50 {floor['p50_ms']:.3f} ms, "
+          f"p99 {floor['p99_ms']:.3f} ms")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def broker_floor(url: str, count: int) -> dict:
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, __file__, "--broker-floor-only", "--amqp-url", url,
+         "--requests", str(count)], check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _broker_round_trips(url: str, count: int) -> dict:
+    import asyncio
+
+    import aio_pika
+
+    async def run() -> list[float]:
+        there, back = await aio_pika.connect(url), await aio_pika.connect(url)
+        out_channel, echo_channel = await there.channel(publisher_confirms=False), await back.channel(publisher_confirms=False)
+        replies = await out_channel.declare_queue("", exclusive=True)
+        echo = await echo_channel.declare_queue("", exclusive=True)
+        waiter: asyncio.Future | None = None
+
+        async def echo_back(message) -> None:
+            await echo_channel.default_exchange.publish(aio_pika.Message(message.body), routing_key=replies.name)
+
+        async def answered(message) -> None:
+            waiter.set_result(None)
+
+        await echo.consume(echo_back, no_ack=True)
+        await replies.consume(answered, no_ack=True)
+        times = []
+        for _ in range(count + 500):
+            waiter = asyncio.get_running_loop().create_future()
+            start = time.perf_counter()
+            await out_channel.default_exchange.publish(aio_pika.Message(b"t" * 48), routing_key=echo.name)
+            await waiter
+            times.append((time.perf_counter() - start) * 1000)
+        await there.close()
+        await back.close()
+        return times[500:]  # after warm-up
+
+    times = asyncio.run(run())
+    return {"p50_ms": pct(times, 50), "p99_ms": pct(times, 99)}
 
 
 def _delete_queues(url: str, prefixes: list[str]) -> None:
