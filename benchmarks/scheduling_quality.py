@@ -3,8 +3,8 @@
 a) Staff latency under overload (issue 13's table). Sim: 8 sequences, TTFT 50 ms, ITL 10 ms, 32 output
    tokens; staff 2 req/s (priority 10), students 40 req/s (priority 1, threshold 50), maxConcurrency 8.
    Staff TTFT p50/p99: alone (unloaded); through the gateway with strict dispatch; straight to the
-   engine (vLLM's FIFO); with the mechanism at its default: a priority burst (staff may go 2 slots beyond
-   maxConcurrency), the sim with room for them (maxNumSeqs 10) and vLLM's priority scheduling on.
+   engine (vLLM's FIFO); with the mechanism at its default: a priority burst (staff may go 4 slots beyond
+   maxConcurrency), the sim with room for them (maxNumSeqs 12) and vLLM's priority scheduling on.
    Then the trade-off over the knob (burst slots 0, 1, 2, 4, and 2 with a KV cache sized for 8
    sequences only, where the engine must preempt a student to let staff in): staff TTFT p99 over the
    unloaded p99, engine busy fraction (mean of vllm:num_requests_running sampled every 50 ms, over
