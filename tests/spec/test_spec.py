@@ -125,3 +125,38 @@ def test_validate_and_schema_commands(tmp_path, monkeypatch):
     assert "models[0].maxConcurrency" in result.output
     result = runner.invoke(app, ["schema"])
     assert json.loads(result.output)["title"] == "Flotilla spec"
+
+
+BURST_MODEL = """
+models:
+  - name: chat
+    engine: {engine}
+    {concurrency}
+    priorityBurst: {{minPriority: 10, slots: 4}}
+    {options}
+"""
+
+
+@pytest.mark.parametrize(
+    "engine, concurrency, options, limit",
+    [
+        ("sim", "maxConcurrency: 8", "sim: {maxNumSeqs: 10}", "sim.maxNumSeqs"),
+        ("sim", "", "sim: {maxNumSeqs: 8}", "sim.maxNumSeqs"),  # the default maxConcurrency fills the engine
+        ("llamacpp", "maxConcurrency: 2", "llamacpp: {model: smollm2, nParallel: 4}", "llamacpp.nParallel"),
+        ("vllm", "maxConcurrency: 8", "vllm: {model: org/m, maxNumSeqs: 8}", "vllm.maxNumSeqs"),
+    ],
+)
+def test_a_priority_burst_the_engine_cannot_run_is_refused(engine, concurrency, options, limit):
+    with pytest.raises(SpecError) as info:
+        load_spec_text(BURST_MODEL.format(engine=engine, concurrency=concurrency, options=options))
+    message = str(info.value)
+    assert "models[0]" in message and "priorityBurst" in message and limit in message
+
+
+@pytest.mark.parametrize(
+    "engine, options",
+    [("sim", "sim: {maxNumSeqs: 12}"), ("vllm", "vllm: {model: org/m}")],  # vLLM's own default: 256 sequences
+)
+def test_a_priority_burst_within_the_engines_room_loads(engine, options):
+    spec = load_spec_text(BURST_MODEL.format(engine=engine, concurrency="maxConcurrency: 8", options=options))
+    assert spec.models[0].priority_burst.slots == 4

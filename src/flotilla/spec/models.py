@@ -158,6 +158,20 @@ class ModelSpecBase(ModelDeploy):
                 raise ValueError(f"`roles` (disaggregated prefill/decode) needs engine vllm (or sim), not {kind!r}")
             if par.nodes > 1:
                 raise ValueError("`roles` with parallelism.nodes > 1 is not supported: disaggregate single-node replicas")
+        burst = self.priority_burst
+        if burst is not None and engine.concurrency_option is not None and self.max_concurrency is not None:
+            # Burst requests the engine cannot run at once would wait inside it, behind the very
+            # requests they were meant to pass: the knob would silently do nothing.
+            options = getattr(self, kind, None)
+            serves = engine.max_concurrency(options)
+            wanted = self.max_concurrency + burst.slots
+            if wanted > serves:
+                option = engine.options.model_fields[engine.concurrency_option].alias or engine.concurrency_option
+                raise ValueError(
+                    f"priorityBurst: maxConcurrency {self.max_concurrency} + {burst.slots} burst slots = {wanted} "
+                    f"requests at once, but this {kind} engine runs at most {serves} ({kind}.{option}); the burst "
+                    f"would wait inside the engine. Raise {kind}.{option} to {wanted} or lower maxConcurrency"
+                )
         configs = [self.extra_config] + ([self.roles.prefill.extra_config, self.roles.decode.extra_config] if self.roles else [])
         if any(configs) and engine.config_flag is None:
             raise ValueError(f"`extraConfig` needs an engine that reads a config file (vllm, sglang), not {kind!r}")
