@@ -7,12 +7,15 @@ driver (aiomysql has no read timeout of its own).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import await_
 
 from flotilla.store.urls import is_sqlite_memory, sqlite_file
 
@@ -23,12 +26,42 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
-        # WAL lets the gateway read tokens while usage batches are written (and `flotilla usage` runs).
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
+        cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """WAL lets the gateway read tokens while usage batches are written (and `flotilla usage` runs).
+
+    WAL is a property of the file: the first connection sets it for good. Switching needs the file
+    to itself, and SQLite answers "database is locked" at once instead of waiting (busy_timeout does
+    not apply) when another connection holds it, as when gateways start together while one of them
+    migrates a new database. So look first, and retry the switch within the busy timeout.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")  # an in-memory database stays "memory": fine
+            return
+        except Exception as exc:  # the driver's OperationalError, as the async adapter raises it
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        _pause(0.05)
+
+
+def _pause(seconds: float) -> None:
+    # Connect events of an async engine run in SQLAlchemy's greenlet on the event loop: wait there
+    # without blocking the loop; a plain (sync) caller just sleeps.
+    try:
+        await_(asyncio.sleep(seconds))
+    except Exception:
+        time.sleep(seconds)
 
 
 def create_store_engine(url: URL) -> AsyncEngine:
