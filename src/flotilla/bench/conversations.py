@@ -17,13 +17,12 @@ tokens, the workload of an organisation's assistants that share instructions and
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from flotilla.bench.datasets import DatasetError, estimate_tokens, length_bounds, random_words
+from flotilla.bench.datasets import DatasetError, estimate_tokens, length_bounds, random_words, read_json_list
 
 _USER_ROLES = {"human", "user"}
 _ASSISTANT_ROLES = {"gpt", "assistant", "chatgpt", "bard", "bing", "model"}
@@ -141,14 +140,7 @@ def _conversation(entry: Any, output_len: int | None, max_turns: int) -> Convers
 def sharegpt_conversations(path: str | Path, output_len: int | None, max_turns: int) -> FixedConversations:
     """The conversations of a ShareGPT-format (or OpenAI-messages) file, at most `max_turns` each."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the dataset: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
-    if not isinstance(data, list):
-        raise DatasetError(f'{path}: a conversation dataset is a JSON list of {{"conversations": [...]}} entries')
+    data = read_json_list(path, "a conversation dataset")
     items = tuple(c for c in (_conversation(e, output_len, max_turns) for e in data) if c is not None)
     if not items:
         raise DatasetError(

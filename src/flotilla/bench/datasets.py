@@ -130,9 +130,8 @@ def _conversation_pair(entry: Any) -> tuple[str, str] | None:
     return prompt, reply
 
 
-def sharegpt_prompts(path: str | Path, output_len: int | None = None, max_prompt_tokens: int = 1024) -> FixedPrompts:
-    """Entries with at least two turns; as vLLM does, drop pairs shorter than 4 tokens or too long."""
-    path = Path(path)
+def read_json_list(path: Path, what: str) -> list:
+    """A dataset file's JSON list, or a DatasetError naming the file and what is wrong with it."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -140,7 +139,14 @@ def sharegpt_prompts(path: str | Path, output_len: int | None = None, max_prompt
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON (line {exc.lineno}): {exc.msg}") from None
     if not isinstance(data, list):
-        raise DatasetError(f'{path}: a ShareGPT dataset is a JSON list of {{"conversations": [...]}} entries')
+        raise DatasetError(f'{path}: {what} is a JSON list of {{"conversations": [...]}} entries')
+    return data
+
+
+def sharegpt_prompts(path: str | Path, output_len: int | None = None, max_prompt_tokens: int = 1024) -> FixedPrompts:
+    """Entries with at least two turns; as vLLM does, drop pairs shorter than 4 tokens or too long."""
+    path = Path(path)
+    data = read_json_list(path, "a ShareGPT dataset")
     items = []
     for entry in data:
         pair = _conversation_pair(entry)
