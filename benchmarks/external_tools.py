@@ -31,7 +31,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,15 +40,11 @@ from pathlib import Path
 
 import yaml
 
+from flotilla.local.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 GUIDELLM = "guidellm==0.8.1"
 TOKEN = "bench-external-tools-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60) -> None:

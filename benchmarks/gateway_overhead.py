@@ -44,14 +44,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flotilla.local.ports import free_port
+
 TOKEN = "bench-token-000000"
 STREAM_TOKENS = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ok(url: str, timeout: float = 60) -> None:

@@ -24,7 +24,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,14 +35,9 @@ from pathlib import Path
 import aiohttp
 
 from flotilla.engines.gguf import bundled_gguf
+from flotilla.local.ports import free_port
 
 PROMPT = "Write a long story about a fleet of small boats crossing a wide sea."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,15 +33,11 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from flotilla.local.ports import free_port
+
 TOKEN = "bench-token-000000"
 WORDS = ("station glacier drone radio freezer sample battery generator library cafeteria snow wind mast "
          "camera badge dome hut route pole team flight plan weather ice core lab survey report").split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ok(url: str, timeout: float = 120) -> None:

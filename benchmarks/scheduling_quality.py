@@ -35,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,7 @@ import yaml
 from flotilla.bench.config import merge_settings, resolve_plan
 from flotilla.bench.metrics import RequestRecord, percentile
 from flotilla.bench.runner import StepResult, StepRunner
+from flotilla.local.ports import free_port
 from flotilla.sim.testing import RunningSim, SimProcess
 from flotilla.spec.engines import SimOptions
 
@@ -85,12 +85,6 @@ class Settings:
 
 
 # --- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ok(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:

@@ -24,7 +24,6 @@ import os
 import random
 import shlex
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import aiohttp
 
+from flotilla.local.ports import free_port
+
 TOKEN = "soak-token-0000000000"
 MIX = (  # kind, share
     ("chat", 45), ("chat_stream", 25), ("completion", 10), ("embedding", 10), ("hang_up", 4),
@@ -43,12 +44,6 @@ MIX = (  # kind, share
 )
 EXPECTED = {"bad_token": 401, "bad_json": 400, "bad_model": 404}
 ACCOUNTED = {"chat", "chat_stream", "completion", "embedding", "hang_up"}  # each leaves one usage row
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ok(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
