@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -129,3 +130,22 @@ def gateway(
     """A real gateway process for `spec` on a free port; yields its base URL."""
     with gateway_process(tmp, spec, endpoints, env, launcher) as process:
         yield process.url
+
+
+def usage_rows(db, group_by=("token_name", "model"), at_least=1, timeout=10.0) -> list[dict]:
+    """Usage summary rows from a gateway's SQLite store, once `at_least` requests are written."""
+    from flotilla.store import Store
+
+    async def summary():
+        store = await Store.open(f"sqlite:///{db}", migrate=False)
+        try:
+            return await store.usage_summary(group_by=group_by)
+        finally:
+            await store.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = asyncio.run(summary())
+        if sum(r["requests"] for r in rows) >= at_least or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)

@@ -8,8 +8,8 @@ import urllib.request
 
 import openai
 import pytest
-from gwstack import STAFF, spec_for, usage_rows
-from procs import gateway, sim_engine, stop
+from gwstack import STAFF, spec_for
+from procs import gateway, sim_engine, stop, usage_rows
 
 
 def client(gw, key=STAFF):

@@ -5,7 +5,8 @@ import time
 import urllib.request
 
 import openai
-from gwstack import STAFF, STUDENTS, usage_rows
+from gwstack import STAFF, STUDENTS
+from procs import usage_rows
 
 
 def client(gw: str, key: str = STAFF) -> openai.OpenAI:

@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from gwstack import STAFF, usage_rows
-from procs import gateway
+from gwstack import STAFF
+from procs import gateway, usage_rows
 from standin_engine import external_spec, standin_engine
 
 CHAT = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).encode()

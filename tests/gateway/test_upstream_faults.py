@@ -10,8 +10,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from gwstack import STAFF, spec_for, usage_rows
-from procs import gateway
+from gwstack import STAFF, spec_for
+from procs import gateway, usage_rows
 from scripted_engine import ScriptedEngine, chunk, reset, sse_head
 
 CONTENT = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'

@@ -19,26 +19,7 @@ import pytest
 from openai import APIStatusError, OpenAI
 
 from pipeline_helpers import REPO
-from procs import free_port, gateway, sim_engine
-
-def usage_rows(db, group_by=("token_name", "model"), at_least=1, timeout=10.0) -> list[dict]:
-    """Usage summary rows from the gateway's SQLite store, once `at_least` requests are written."""
-    from flotilla.store import Store
-
-    async def summary():
-        store = await Store.open(f"sqlite:///{db}", migrate=False)
-        try:
-            return await store.usage_summary(group_by=group_by)
-        finally:
-            await store.close()
-
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = asyncio.run(summary())
-        if sum(r["requests"] for r in rows) >= at_least or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
-
+from procs import free_port, gateway, sim_engine, usage_rows
 
 STAFF, STUDENTS, GUEST = "staff-secret-0001", "students-secret-0001", "guest-secret-0001"
 DOCS = REPO / "examples" / "rag-docs"
