@@ -3,58 +3,112 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flotilla.store.records import OUTCOME_OK, UsageRecord, finite_ms, token_count
+from flotilla.store.records import MAX_TOKEN_COUNT, OUTCOME_OK, UsageRecord, finite_ms, token_count
 from flotilla.store.schema import MODEL_LEN, NAME_LEN, OUTCOME_LEN, REPLICA_LEN, REQUEST_ID_LEN, usage
 
 GROUPABLE = ("token_name", "model", "replica", "outcome", "status_code", "stream")
 
 
-def _clip(text: str, limit: int) -> str:
+def usage_row(record: UsageRecord) -> dict[str, Any]:
+    """A record as the table's columns, every value made safe to store."""
+    return dict(zip(COLUMNS, _values(record, record.ts)))
+
+
+COLUMNS = (
+    "ts", "request_id", "token_name", "model", "replica", "status_code", "outcome", "stream",
+    "prompt_tokens", "completion_tokens", "queue_wait_ms", "ttft_ms", "duration_ms",
+)
+
+
+def _values(record: UsageRecord, ts: Any) -> tuple:
+    # Written for speed (a row per request): values already in range, as the recorder's sanitized()
+    # leaves them, pass a type check and one comparison; anything else takes the full check.
+    r = record
+    status, prompt, completion = r.status_code, r.prompt_tokens, r.completion_tokens
+    wait, ttft, duration = r.queue_wait_ms, r.ttft_ms, r.duration_ms
+    return (
+        ts,
+        _clip(r.request_id, REQUEST_ID_LEN),
+        _clip(r.token_name, NAME_LEN),
+        _clip(r.model, MODEL_LEN),
+        None if r.replica is None else _clip(r.replica, REPLICA_LEN),
+        status if type(status) is int and 0 <= status < 1000 else 0,
+        _clip(r.outcome, OUTCOME_LEN),
+        bool(r.stream),
+        prompt if prompt is None or (type(prompt) is int and 0 <= prompt <= MAX_TOKEN_COUNT) else token_count(prompt),
+        completion if completion is None or (type(completion) is int and 0 <= completion <= MAX_TOKEN_COUNT)
+        else token_count(completion),
+        wait if wait is None or (type(wait) is float and 0.0 <= wait < _INF) else finite_ms(wait),
+        ttft if ttft is None or (type(ttft) is float and 0.0 <= ttft < _INF) else finite_ms(ttft),
+        duration if type(duration) is float and 0.0 <= duration < _INF else finite_ms(duration) or 0.0,
+    )
+
+
+_INF = float("inf")
+
+
+def _clip(text: Any, limit: int) -> str:
     # An oversized value would fail the whole batch on PostgreSQL/MySQL; a clipped one is still useful.
+    if type(text) is not str:
+        text = str(text)
     return text if len(text) <= limit else text[:limit]
 
 
-def usage_row(record: UsageRecord) -> dict[str, Any]:
-    return {
-        "ts": record.ts,
-        "request_id": _clip(str(record.request_id), REQUEST_ID_LEN),
-        "token_name": _clip(str(record.token_name), NAME_LEN),
-        "model": _clip(str(record.model), MODEL_LEN),
-        "replica": None if record.replica is None else _clip(str(record.replica), REPLICA_LEN),
-        "status_code": int(record.status_code) if 0 <= int(record.status_code) < 1000 else 0,
-        "outcome": _clip(str(record.outcome), OUTCOME_LEN),
-        "stream": bool(record.stream),
-        "prompt_tokens": token_count(record.prompt_tokens),
-        "completion_tokens": token_count(record.completion_tokens),
-        "queue_wait_ms": finite_ms(record.queue_wait_ms),
-        "ttft_ms": finite_ms(record.ttft_ms),
-        "duration_ms": finite_ms(record.duration_ms) or 0.0,
-    }
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is UTC:
+        return moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
+def _naive_utc_text(moment: datetime) -> str:
+    """How SQLAlchemy's DateTime keeps a moment in SQLite: naive UTC text, always with microseconds
+    (so text order is time order and the table's readers parse it as they parse their own writes)."""
+    return _utc(moment).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _placeholders(dialect: str) -> str:
+    if dialect == "postgresql":
+        return ", ".join(f"${i}" for i in range(1, len(COLUMNS) + 1))  # asyncpg's own style
+    marker = "?" if dialect == "sqlite" else "%s"
+    return ", ".join([marker] * len(COLUMNS))
+
+
+def _insert_ignoring_duplicates(dialect: str) -> str:
     """INSERT that skips rows whose request_id is already stored (a batch retried after its commit
     was acknowledged but the acknowledgement lost), and fails on any other error as usual."""
-    if dialect == "postgresql":
-        return postgresql.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
-    if dialect == "sqlite":
-        return sqlite.insert(usage).on_conflict_do_nothing(index_elements=["request_id"])
+    head = f"INSERT INTO {usage.name} ({', '.join(COLUMNS)}) VALUES ({_placeholders(dialect)})"
+    if dialect in ("postgresql", "sqlite"):
+        return f"{head} ON CONFLICT (request_id) DO NOTHING"
     # MySQL/MariaDB: INSERT IGNORE would also turn out-of-range values into warnings; this only
     # turns a duplicate key into a no-op.
-    statement = mysql.insert(usage)
-    return statement.on_duplicate_key_update(request_id=statement.inserted.request_id)
+    return f"{head} ON DUPLICATE KEY UPDATE request_id = request_id"
+
+
+_STATEMENTS = {dialect: _insert_ignoring_duplicates(dialect) for dialect in ("postgresql", "sqlite", "mysql")}
 
 
 async def insert_many(conn: AsyncConnection, records: Sequence[UsageRecord]) -> None:
-    if records:
-        await conn.execute(_insert_ignoring_duplicates(conn.dialect.name), [usage_row(r) for r in records])
+    """One executemany at the driver: the usage table is the gateway's hottest write (a row per
+    request), and SQLAlchemy's per-value processing cost more than the database's own work. The
+    values are what the columns' types would bind: aware UTC for PostgreSQL's timestamptz, naive
+    UTC for MySQL's DATETIME(6), SQLAlchemy's own text form for SQLite."""
+    if not records:
+        return
+    dialect = conn.dialect.name
+    statement = _STATEMENTS.get(dialect, _STATEMENTS["mysql"])  # mariadb is a mysql dialect
+    if dialect == "postgresql":
+        rows = [_values(r, _utc(r.ts)) for r in records]
+    elif dialect == "sqlite":
+        rows = [_values(r, _naive_utc_text(r.ts)) for r in records]
+    else:
+        rows = [_values(r, _utc(r.ts).replace(tzinfo=None)) for r in records]
+    await conn.exec_driver_sql(statement, rows)
 
 
 async def summary(
