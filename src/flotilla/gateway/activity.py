@@ -79,6 +79,18 @@ class RecentActivity:
     def request(self, model: str, status: int) -> None:
         self.add(model, ("requests", outcome_of(status)))
 
+    def finished(self, model: str, status: int, prompt: int | None, completion: int | None) -> None:
+        """One answered request and its tokens (one bucket lookup for all three counts)."""
+        kinds = self._counts.get(model)
+        if kinds is None:
+            return
+        index = self._bucket()
+        kinds[("requests", outcome_of(status))][index] += 1
+        if prompt:
+            kinds[("tokens", "prompt")][index] += prompt
+        if completion:
+            kinds[("tokens", "completion")][index] += completion
+
     def tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
         self.add(model, ("tokens", "prompt"), prompt or 0)
         self.add(model, ("tokens", "completion"), completion or 0)

@@ -188,12 +188,13 @@ class GatewayHandlers:
             # Engines are not trusted: an absurd count is clamped, a negative or non-integer one is unknown.
             record.prompt_tokens = token_count(result.prompt_tokens)
             record.completion_tokens = token_count(result.completion_tokens)
-            if result.first_byte_at is not None:
-                record.ttft_ms = (result.first_byte_at - started) * 1000
-                self.metrics.observe_ttft(queue, priority, result.first_byte_at - started)
-            self.metrics.observe_tokens(queue, record.prompt_tokens, record.completion_tokens)
+            ttft = None if result.first_byte_at is None else result.first_byte_at - started
+            if ttft is not None:
+                record.ttft_ms = ttft * 1000
             record.duration_ms = (time.monotonic() - started) * 1000
-            self.metrics.observe_request(queue, record.status_code, priority)
+            self.metrics.observe_finished(
+                queue, record.status_code, priority, ttft, record.prompt_tokens, record.completion_tokens
+            )
             self.usage.record(record)
             self._log_request(record, priority)
         return response

@@ -7,11 +7,14 @@ other value is counted under OTHER_PRIORITY.
 
 from __future__ import annotations
 
+import itertools
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from flotilla.gateway.activity import ActivityCollector, RecentActivity, WaitingRequests
 from flotilla.gateway.replicas import ReplicaPool
@@ -96,34 +99,86 @@ class _LiveStateCollector(Collector):
                 yield CounterMetricFamily(name, help_text, value=value)
 
 
+class _Histogram:
+    """Counts per bucket (not cumulative; the last is +Inf) and their sum: one bisect and two adds per value."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+
+class _Recorded(Collector):
+    """Exports what GatewayMetrics counted, in the exposition prometheus_client's Counter and
+    Histogram give (`_total`, `_bucket{le}`, `_sum`, `_count`), without their per-call locks: the
+    gateway observes from one event loop, and a scrape runs on that loop too."""
+
+    def __init__(self, metrics: "GatewayMetrics") -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterable[CounterMetricFamily | HistogramMetricFamily]:
+        m = self._m
+        requests = CounterMetricFamily(
+            "flotilla_requests", "Requests answered, by model, HTTP status and effective priority.",
+            labels=["model", "status", "priority"],
+        )
+        for labels, value in m.requests.items():
+            requests.add_metric(labels, value)
+        yield requests
+        yield _histogram_family(
+            "flotilla_queue_wait_seconds", "Time from admission to a granted replica slot.",
+            QUEUE_WAIT_BUCKETS, m.queue_wait,
+        )
+        yield _histogram_family(
+            "flotilla_time_to_first_token_seconds", "Time from arrival to the first streamed chunk, seen at the gateway.",
+            TTFT_BUCKETS, m.ttft,
+        )
+        tokens = CounterMetricFamily(
+            "flotilla_tokens", "Prompt and completion tokens reported by engines.", labels=["model", "direction"]
+        )
+        for (model, direction), value in m.tokens.items():
+            tokens.add_metric([model, direction], value)
+        yield tokens
+        retries = CounterMetricFamily(
+            "flotilla_upstream_retries", "Requests re-sent to another replica after a connection failure.",
+            labels=["model"],
+        )
+        for model, value in m.retries.items():
+            retries.add_metric([model], value)
+        yield retries
+
+
+def _histogram_family(
+    name: str, help_text: str, bounds: tuple[float, ...], series: dict[tuple[str, str], _Histogram]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, help_text, labels=["model", "priority"])
+    les = [*(floatToGoString(b) for b in bounds), "+Inf"]
+    for labels, hist in series.items():
+        cumulative = list(itertools.accumulate(hist.counts))
+        family.add_metric(list(labels), list(zip(les, cumulative)), hist.sum)
+    return family
+
+
+QUEUE_WAIT_BUCKETS = (0.0005, 0.001, *_LATENCY_BUCKETS)
+TTFT_BUCKETS = _LATENCY_BUCKETS
+
+
 class GatewayMetrics:
+    """Per-request counters and histograms, kept in plain dicts (label sets are bounded: models
+    from the spec, priorities of tokens or "other", HTTP statuses) and exported at scrape time."""
+
     def __init__(self, priority_label: Callable[[int], str]) -> None:
         """`priority_label` maps an effective priority to its label value; it must return values
         from a bounded set (see TokenCache.priority_label)."""
         self._priority_label = priority_label
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "flotilla_requests", "Requests answered, by model, HTTP status and effective priority.",
-            ["model", "status", "priority"], registry=self.registry,
-        )
-        self.queue_wait = Histogram(
-            "flotilla_queue_wait_seconds", "Time from admission to a granted replica slot.",
-            ["model", "priority"], buckets=(0.0005, 0.001, *_LATENCY_BUCKETS), registry=self.registry,
-        )
-        self.ttft = Histogram(
-            "flotilla_time_to_first_token_seconds", "Time from arrival to the first streamed chunk, seen at the gateway.",
-            ["model", "priority"], buckets=_LATENCY_BUCKETS, registry=self.registry,
-        )
-        self.tokens = Counter(
-            "flotilla_tokens", "Prompt and completion tokens reported by engines.",
-            ["model", "direction"], registry=self.registry,
-        )
-        self.retries = Counter(
-            "flotilla_upstream_retries", "Requests re-sent to another replica after a connection failure.",
-            ["model"], registry=self.registry,
-        )
-        # Label children are cached: .labels() costs a lock and a dict lookup per call.
-        self._children: dict[tuple, object] = {}
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.queue_wait: dict[tuple[str, str], _Histogram] = {}
+        self.ttft: dict[tuple[str, str], _Histogram] = {}
+        self.tokens: dict[tuple[str, str], int] = {}
+        self.retries: dict[str, int] = {}
+        self.registry.register(_Recorded(self))
         # For `flotilla status` (gateway/activity.py): requests waiting now, and the last minutes.
         self.waiting = WaitingRequests()
         self.recent: RecentActivity | None = None
@@ -141,33 +196,46 @@ class GatewayMetrics:
         self.recent = RecentActivity(pools)
         self.registry.register(ActivityCollector(self.waiting, self.recent, self._priority_label))
 
-    def _child(self, metric, *labels: str):
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def observe_finished(
+        self, model: str, status: int, priority: int, ttft_s: float | None, prompt: int | None, completion: int | None
+    ) -> None:
+        """All of one answered request: its status, time to first token (streams), and the token
+        counts as the engine reported them (only whole non-negative numbers are added)."""
+        label = self._priority_label(priority)
+        key = (model, str(status), label)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        if ttft_s is not None:
+            self._observe(self.ttft, TTFT_BUCKETS, (model, label), ttft_s)
+        prompt, completion = token_count(prompt), token_count(completion)
+        tokens = self.tokens
+        if prompt:
+            tokens[(model, "prompt")] = tokens.get((model, "prompt"), 0) + prompt
+        if completion:
+            tokens[(model, "completion")] = tokens.get((model, "completion"), 0) + completion
+        if self.recent is not None:
+            self.recent.finished(model, status, prompt, completion)
 
     def observe_request(self, model: str, status: int, priority: int) -> None:
-        self._child(self.requests, model, str(status), self._priority_label(priority)).inc()
+        key = (model, str(status), self._priority_label(priority))
+        self.requests[key] = self.requests.get(key, 0) + 1
         if self.recent is not None:
-            self.recent.request(model, status)
+            self.recent.finished(model, status, None, None)
 
     def observe_queue_wait(self, model: str, priority: int, seconds: float) -> None:
-        self._child(self.queue_wait, model, self._priority_label(priority)).observe(seconds)
+        self._observe(self.queue_wait, QUEUE_WAIT_BUCKETS, (model, self._priority_label(priority)), seconds)
 
     def observe_ttft(self, model: str, priority: int, seconds: float) -> None:
-        self._child(self.ttft, model, self._priority_label(priority)).observe(seconds)
+        self._observe(self.ttft, TTFT_BUCKETS, (model, self._priority_label(priority)), seconds)
 
     def observe_retry(self, model: str) -> None:
-        self._child(self.retries, model).inc()
+        self.retries[model] = self.retries.get(model, 0) + 1
 
-    def observe_tokens(self, model: str, prompt: int | None, completion: int | None) -> None:
-        """Counts as engines reported them; only whole non-negative numbers are added (see token_count)."""
-        prompt, completion = token_count(prompt), token_count(completion)
-        if self.recent is not None:
-            self.recent.tokens(model, prompt, completion)
-        if prompt:
-            self._child(self.tokens, model, "prompt").inc(prompt)
-        if completion:
-            self._child(self.tokens, model, "completion").inc(completion)
+    @staticmethod
+    def _observe(series: dict[tuple[str, str], _Histogram], bounds: tuple[float, ...], key: tuple[str, str],
+                 value: float) -> None:
+        hist = series.get(key)
+        if hist is None:
+            hist = series[key] = _Histogram(bounds)
+        hist.counts[bisect_left(bounds, value)] += 1  # le: a value equal to a bound is in its bucket
+        hist.sum += value
