@@ -20,7 +20,7 @@ from flotilla.gateway.drain import DrainGate
 from flotilla.gateway.metrics import GatewayMetrics
 from flotilla.gateway.openapi import openapi_handler
 from flotilla.gateway.prefix_blocks import prompt_blocks
-from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole
+from flotilla.gateway.relay import RelayResult, StreamRelay, relay_whole, whole_response
 from flotilla.gateway.requests import ParsedBody, effective_priority, parse_body, upstream_body, vllm_priority_of
 from flotilla.gateway.upstream import MID_STREAM, gateway_error, replica_at_fault, unreachable_error
 from flotilla.gateway.usage_recorder import UsageRecorder
@@ -146,7 +146,9 @@ class GatewayHandlers:
         request_id = new_request_id()
         try:
             principal = self.tokens.authenticate(request.headers.get("authorization"))
-            raw = await self._read_body(request)
+            raw = self._body_now(request)
+            if raw is None:
+                raw = await self._read_body(request)
             parsed = parse_body(request.path, raw)
             served = self.models.get(parsed.model)
             virtual = self.virtual_models.get(parsed.model) if served is None else None
@@ -213,6 +215,10 @@ class GatewayHandlers:
         }
         log.log(logging.WARNING if failed else logging.DEBUG, "request", extra={"fields": fields})
 
+    def _body_now(self, request: Request) -> bytes | None:
+        """The body if it came whole with the head (the usual case) and needs no decoding; None: read it."""
+        return request.read_now() if request.readable_now else None
+
     async def _read_body(self, request: Request) -> bytes:
         length = request.content_length
         if length is not None and length > self.max_body_bytes:
@@ -253,7 +259,11 @@ class GatewayHandlers:
         headers = {"Content-Type": "application/json", "X-Request-Id": ticket.request_id, **served.upstream_headers}
         last_error = ""
         for attempt in range(self.max_attempts):
-            lease = await self._acquire(ticket, retry=attempt > 0)
+            lease = self.dispatcher.try_acquire(ticket) if attempt == 0 else None
+            if lease is None:
+                lease = await self._acquire(ticket, retry=attempt > 0)
+            else:
+                self.metrics.observe_queue_wait(ticket.model, ticket.priority, lease.queue_wait_s)
             if record.queue_wait_ms is None:
                 record.queue_wait_ms = lease.queue_wait_s * 1000
             replica = lease.replica
@@ -271,10 +281,14 @@ class GatewayHandlers:
                     last_error = f"{replica.label}: {exc}"
                     self.metrics.observe_retry(served.spec.name)
                     continue
-                async with upstream:
+                try:
                     if parsed.stream and upstream.status == 200:
                         return await self._relay_stream(request, upstream, parsed, ticket.request_id, result)
+                    if upstream.complete:  # the usual non-streamed answer: its body came with the head
+                        return whole_response(upstream, upstream.read_now(), ticket.request_id, result)
                     return await relay_whole(upstream, ticket.request_id, result)
+                finally:
+                    upstream.release()
             except TransportError as exc:  # the client's response has not started: answer with an error
                 failed = replica_at_fault(exc)  # no new work for it until its health check passes
                 raise gateway_error(exc, served.spec.name, replica.label) from None

@@ -49,7 +49,11 @@ def _usage_of(payload: dict) -> tuple[int | None, int | None]:
 async def relay_whole(upstream: Response, request_id: str, result: RelayResult) -> WholeResponse:
     """A non-streamed answer: the engine's status and body, unchanged. Raises TransportError if the
     body breaks off (nothing has been sent to the client yet, so the caller can still answer)."""
-    body = await upstream.read()
+    return whole_response(upstream, await upstream.read(), request_id, result)
+
+
+def whole_response(upstream: Response, body: bytes, request_id: str, result: RelayResult) -> WholeResponse:
+    """The client's answer from the engine's whole body (`upstream` has been read to its end)."""
     result.status, result.outcome, result.complete = upstream.status, "ok" if upstream.status < 400 else "upstream_error", True
     if upstream.status == 200:
         try:

@@ -112,6 +112,23 @@ class Request:
             self._query = query
         return self._query
 
+    @property
+    def readable_now(self) -> bool:
+        """`read_now()` may be called: the body is whole, within the limit, and not encoded."""
+        return (
+            self._complete and self._error is None and not self._too_large and self._stream is None
+            and (self._body is not None or dict.get(self.headers, "content-encoding") is None)
+        )
+
+    def read_now(self) -> bytes:
+        """The body, without suspending, when `readable_now`."""
+        if self._body is None:
+            assert self.readable_now, "read_now() needs a whole, unencoded body"
+            chunks = self._chunks
+            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = []
+        return self._body
+
     async def read(self) -> bytes:
         """The whole body, decoded from gzip or deflate when so sent."""
         if self._body is None:

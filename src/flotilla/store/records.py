@@ -47,6 +47,7 @@ class UsageRecord:
 
 
 OUTCOME_OK = "ok"
+_INF = float("inf")
 
 
 def token_count(value: Any) -> int | None:
@@ -56,7 +57,9 @@ def token_count(value: Any) -> int | None:
     negative means "unknown" (None); one beyond what a column holds (2**63) is clamped to
     MAX_TOKEN_COUNT, so the record is kept and visibly absurd rather than lost.
     """
-    if isinstance(value, bool):
+    if type(value) is int and 0 <= value <= MAX_TOKEN_COUNT:  # the usual case, first
+        return value
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
         if not math.isfinite(value) or not value.is_integer():
@@ -69,7 +72,9 @@ def token_count(value: Any) -> int | None:
 
 def finite_ms(value: Any) -> float | None:
     """A duration in milliseconds, or None when it is not a finite non-negative number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if type(value) is float and 0.0 <= value < _INF:  # the usual case, first (NaN fails the comparison)
+        return value
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
     return value if math.isfinite(value) and value >= 0 else None

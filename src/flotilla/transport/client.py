@@ -110,10 +110,15 @@ class Response:
                 return
             await self._wait()
 
+    def read_now(self) -> bytes:
+        """The rest of a complete body (see `complete`), without suspending."""
+        assert self._done, "read_now() needs a complete response"
+        pieces, self._pieces = self._pieces, []
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     async def read(self) -> bytes:
         if self._done:  # the usual non-streamed answer: it arrived with its head
-            pieces, self._pieces = self._pieces, []
-            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            return self.read_now()
         parts = [chunk async for chunk in self.iter_chunks()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

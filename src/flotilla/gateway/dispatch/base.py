@@ -68,6 +68,12 @@ class Dispatcher(Protocol):
         """Stop (after stop_queueing, or directly); idempotent."""
         ...
 
+    def try_acquire(self, ticket: Ticket) -> Lease | None:
+        """A slot at once, without suspending, when one is free and nobody waits ahead of `ticket`
+        (the common case under light load); None means: call `acquire`, which decides (and may
+        wait or refuse). A dispatcher that cannot decide in-process always returns None."""
+        ...
+
     async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:
         """Wait for a slot. `retry`: the request already lost its replica before any byte was sent,
         so it goes ahead of the queue. Raises QueueFull, QueueTimeout or ModelUnavailable."""

@@ -66,6 +66,12 @@ class LocalDispatcher:
     def status(self) -> tuple[bool, dict]:
         return True, {"kind": "local", "scheduling": sorted(self._queues)}
 
+    def try_acquire(self, ticket: Ticket) -> Lease | None:
+        if self._closed:
+            return None
+        replica = self._queues[ticket.model].take_free_slot(ticket)
+        return None if replica is None else Lease(ticket, replica, time.monotonic() - ticket.created_at)
+
     async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:
         queue = self._queues[ticket.model]
         if self._closed:

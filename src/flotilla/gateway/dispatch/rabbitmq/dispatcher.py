@@ -230,6 +230,9 @@ class RabbitMqDispatcher:
 
     # --- Dispatcher ---------------------------------------------------------------------------
 
+    def try_acquire(self, ticket: Ticket) -> Lease | None:
+        return None  # slots are the model's scheduler's to give, even when it runs in this process
+
     async def acquire(self, ticket: Ticket, *, retry: bool = False) -> Lease:
         if self._closed:
             raise ModelUnavailable("the gateway is shutting down")
