@@ -2,7 +2,9 @@
 and beside vllm-router (the Rust router on PyPI) in the same run.
 
 Layout (2 cores): the gateway (or vllm-router) alone on core 0; the sim engine and the load
-generator on core 1.
+generator on core 1. Gateway and routers all stay up; whichever is not being measured is stopped
+(SIGSTOP), and measurements alternate between them in rounds, so a host whose speed drifts during
+the run (a shared VM) slows all of them alike.
   - added latency: one connection, sequential requests, p50/p99 via gateway minus direct;
   - maximum rate: wrk (C load generator) with many connections, non-streaming and streaming
     (16 content chunks per response). With the sim at zero latency its 16 chunks leave back to back
@@ -23,7 +25,7 @@ Run on a quiet machine:  .venv/bin/python benchmarks/gateway_overhead.py [--json
 On a shared machine add --realtime: the measured processes run SCHED_FIFO (chrt -f 50) so other
 tenants' work cannot preempt them (root only); the figures then describe the gateway, not the noise.
 Small settings that finish in about a minute (to check the script runs):
-    .venv/bin/python benchmarks/gateway_overhead.py --requests 600 --rounds 2 --seconds 2
+    .venv/bin/python benchmarks/gateway_overhead.py --requests 600 --rounds 2 --seconds 2 --rate-rounds 1
 Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
 """
 
@@ -109,6 +111,23 @@ a.close(); os.waitpid(pid, 0)
 out.sort()
 print(out[n // 2], out[int(n * 0.99)])
 """
+
+
+def settle(gw_port: int, timeout: float = 30) -> None:
+    """After SIGCONT: a health check that was in flight when the gateway stopped times out at once
+    (its timer ran on) and marks its replica down until the next check; wait for every replica to
+    be healthy again, so a measurement never starts with a model the gateway thinks is down."""
+    time.sleep(0.3)  # the stale checks fail at once on resume
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{gw_port}/health/ready", timeout=1) as resp:
+                if all(n >= 1 for n in json.load(resp)["healthy_replicas"].values()):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("the gateway's replicas did not become healthy again after SIGCONT")
 
 
 def pingpong(near: int, far: int, n: int) -> dict:
@@ -210,6 +229,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10000, help="sequential requests per latency measurement")
     parser.add_argument("--rounds", type=int, default=5, help="alternating direct/gateway/router latency rounds")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run")
+    parser.add_argument("--rate-rounds", type=int, default=3,
+                        help="alternating direct/gateway/router rate runs; the median is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--vllm-router", help="path of the vllm-router executable (default: PATH, .venv-router)")
     parser.add_argument("--realtime", action="store_true", help="run measured processes SCHED_FIFO (shared machines)")
@@ -225,7 +246,8 @@ def main() -> None:
               ".venv-router/bin/pip install vllm-router)", file=sys.stderr)
 
     tmp = Path(tempfile.mkdtemp(prefix="flotilla-bench-"))
-    sim_port, paced_port, gw_port, router_port = free_port(), free_port(), free_port(), free_port()
+    sim_port, paced_port, gw_port = free_port(), free_port(), free_port()
+    router_port, paced_router_port = free_port(), free_port()
     flotilla = [sys.executable, "-m", "flotilla.cli"]
     spec = tmp / "spec.yaml"
     spec.write_text(
@@ -246,42 +268,74 @@ def main() -> None:
         wait_ok(f"http://127.0.0.1:{sim_port}/health")
         wait_ok(f"http://127.0.0.1:{paced_port}/health")
         wait_ok(f"http://127.0.0.1:{gw_port}/health/ready")
-        if router_exe:
-            # Started only for the phases that measure it, so it never shares core 0 with the gateway's.
-            router_argv = [router_exe, "--host", "127.0.0.1", "--port", str(router_port), "--policy", "round_robin",
-                           "--log-level", "warning", "--worker-urls"]
+
+        def router_argv(port: int) -> list[str]:
+            # Each router needs a metrics port of its own (its default, 29000, would be taken twice).
+            return [router_exe, "--host", "127.0.0.1", "--port", str(port), "--policy", "round_robin",
+                    "--prometheus-port", str(free_port()), "--log-level", "warning", "--worker-urls"]
         results["cross_core_wakeup"] = {"core1_to_core0": pingpong(1, 0, 3000), "within_core1": pingpong(1, 1, 3000)}
+        routers: dict[str, subprocess.Popen] = {}
+        if router_exe:
+            # One router per worker (it spreads requests over all its workers, whatever the model),
+            # both on core 0 like the gateway; whichever is not being measured is stopped (SIGSTOP).
+            for model, worker, port in (("chat", sim_port, router_port), ("paced", paced_port, paced_router_port)):
+                routers[model] = start(
+                    [*router_argv(port), f"http://127.0.0.1:{worker}"], 0, tmp / f"router-{model}.log"
+                )
+                procs.append(routers[model])
+                wait_router(port)
+                os.killpg(routers[model].pid, signal.SIGSTOP)
+        contenders = {"gateway": (gw, gw_port, True)}
+        if router_exe:
+            contenders["vllm_router"] = (routers["chat"], router_port, False)
+        paced_contenders = {"gateway": (gw, gw_port, True)}
+        if router_exe:
+            paced_contenders["vllm_router"] = (routers["paced"], paced_router_port, False)
+
+        def only(running: subprocess.Popen) -> None:
+            """`running` alone on core 0: the other contenders are stopped."""
+            for proc in (gw, *routers.values()):
+                os.killpg(proc.pid, signal.SIGCONT if proc is running else signal.SIGSTOP)
+            if running is gw:
+                settle(gw_port)
+
         for stream in (False, True):
             kind = "streaming" if stream else "non_streaming"
-            # Rounds alternate direct and gateway so a noisy moment of the machine hits both alike.
-            direct, via = [], []
+            # Rounds alternate direct, gateway and router so a noisy moment of the machine hits all alike.
+            samples: dict[str, list[float]] = {"direct": [], **{name: [] for name in contenders}}
             for _ in range(args.rounds):
-                direct += latencies(sim_port, stream, False, args.requests // args.rounds)
-                via += latencies(gw_port, stream, True, args.requests // args.rounds)
-            results[f"latency_{kind}"] = {
+                samples["direct"] += latencies(sim_port, stream, False, args.requests // args.rounds)
+                for name, (proc, port, auth) in contenders.items():
+                    only(proc)
+                    samples[name] += latencies(port, stream, auth, args.requests // args.rounds)
+            direct, via = samples["direct"], samples["gateway"]
+            r = results[f"latency_{kind}"] = {
                 "direct_p50_ms": pct(direct, 50), "direct_p99_ms": pct(direct, 99),
                 "gateway_p50_ms": pct(via, 50), "gateway_p99_ms": pct(via, 99),
                 "added_p50_ms": pct(via, 50) - pct(direct, 50), "added_p99_ms": pct(via, 99) - pct(direct, 99),
                 "added_mean_ms": statistics.fmean(via) - statistics.fmean(direct),
             }
-        for stream in (False, True):
-            kind = "streaming" if stream else "non_streaming"
-            results[f"rate_{kind}"] = {
-                "direct": wrk_rate(sim_port, stream, False, args.seconds, args.connections, tmp),
-                "gateway": wrk_rate(gw_port, stream, True, args.seconds, args.connections, tmp),
-            }
-        results["rate_streaming_paced"] = {
-            "direct": wrk_rate(paced_port, True, False, args.seconds, args.connections, tmp, "paced"),
-            "gateway": wrk_rate(gw_port, True, True, args.seconds, args.connections, tmp, "paced"),
-        }
-        if router_exe:
-            os.killpg(gw.pid, signal.SIGSTOP)  # the gateway sleeps while the router has core 0
-            try:
-                measure_router(results, router_argv, router_port, sim_port, paced_port, args, tmp)
-            finally:
-                os.killpg(gw.pid, signal.SIGCONT)
+            if "vllm_router" in samples:
+                routed = samples["vllm_router"]
+                r["router_p50_ms"], r["router_p99_ms"] = pct(routed, 50), pct(routed, 99)
+                r["router_added_p50_ms"] = pct(routed, 50) - r["direct_p50_ms"]
+                r["router_added_p99_ms"] = pct(routed, 99) - r["direct_p99_ms"]
+        for kind, stream, model, direct_port, who in (
+            ("non_streaming", False, "chat", sim_port, contenders),
+            ("streaming", True, "chat", sim_port, contenders),
+            ("streaming_paced", True, "paced", paced_port, paced_contenders),
+        ):
+            runs: dict[str, list[dict]] = {"direct": [], **{name: [] for name in who}}
+            for _ in range(args.rate_rounds):
+                runs["direct"].append(wrk_rate(direct_port, stream, False, args.seconds, args.connections, tmp, model))
+                for name, (proc, port, auth) in who.items():
+                    only(proc)
+                    runs[name].append(wrk_rate(port, stream, auth, args.seconds, args.connections, tmp, model))
+            results[f"rate_{kind}"] = {name: median_run(r) for name, r in runs.items()}
+        only(gw)
     finally:
         for proc in procs:
+            os.killpg(proc.pid, signal.SIGCONT)  # a stopped process would not act on SIGTERM
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
 
@@ -290,32 +344,10 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
-def measure_router(results: dict, argv: list[str], port: int, sim_port: int, paced_port: int, args, tmp: Path) -> None:
-    """The same latency and rate runs through vllm-router, one worker (sim) at a time."""
-    for worker, model in ((sim_port, "chat"), (paced_port, "paced")):
-        router = start([*argv, f"http://127.0.0.1:{worker}"], 0, tmp / f"router-{model}.log")
-        try:
-            wait_router(port)
-            if model == "chat":
-                for stream in (False, True):
-                    kind = "streaming" if stream else "non_streaming"
-                    via = []
-                    for _ in range(args.rounds):
-                        via += latencies(port, stream, False, args.requests // args.rounds)
-                    r = results[f"latency_{kind}"]
-                    r["router_p50_ms"], r["router_p99_ms"] = pct(via, 50), pct(via, 99)
-                    r["router_added_p50_ms"] = pct(via, 50) - r["direct_p50_ms"]
-                    r["router_added_p99_ms"] = pct(via, 99) - r["direct_p99_ms"]
-                for stream in (False, True):
-                    kind = "streaming" if stream else "non_streaming"
-                    results[f"rate_{kind}"]["vllm_router"] = wrk_rate(port, stream, False, args.seconds, args.connections, tmp)
-            else:
-                results["rate_streaming_paced"]["vllm_router"] = wrk_rate(
-                    port, True, False, args.seconds, args.connections, tmp, "paced"
-                )
-        finally:
-            os.killpg(router.pid, signal.SIGTERM)
-            router.wait(30)
+def median_run(runs: list[dict]) -> dict:
+    """The run of median rate (its error counts with it), and every round's rate."""
+    ordered = sorted(runs, key=lambda r: r["req_per_s"])
+    return {**ordered[len(ordered) // 2], "rounds": [r["req_per_s"] for r in runs]}
 
 
 def report(results: dict, args) -> None:
@@ -335,7 +367,8 @@ def report(results: dict, args) -> None:
             line += f"{r['router_p50_ms']:11.3f}{r['router_added_p50_ms']:10.3f}{r['router_added_p99_ms']:10.3f}"
         print(line)
     print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'router req/s':>14}" if router else "")
-          + f"  ({args.connections} connections, {args.seconds} s; router: no auth, queue, usage)")
+          + f"  ({args.connections} connections, {args.seconds} s, median of {args.rate_rounds} alternating rounds;"
+          " router: no auth, queue, usage)")
     for kind in ("non_streaming", "streaming", "streaming_paced"):
         r = results[f"rate_{kind}"]
         line = f"{kind:16}{r['direct']['req_per_s']:13.0f}{r['gateway']['req_per_s']:15.0f}"
