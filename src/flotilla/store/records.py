@@ -82,6 +82,13 @@ def finite_ms(value: Any) -> float | None:
 
 def sanitized(record: UsageRecord) -> UsageRecord:
     """`record` with every number in range (fixed in place, and returned)."""
+    status, duration = record.status_code, record.duration_ms
+    if (
+        type(status) is int and 0 <= status < 1000 and type(duration) is float and 0.0 <= duration < _INF
+        and _sane_count(record.prompt_tokens) and _sane_count(record.completion_tokens)
+        and _sane_ms(record.queue_wait_ms) and _sane_ms(record.ttft_ms)
+    ):
+        return record  # the usual record, as the gateway fills it: nothing to fix
     record.prompt_tokens = token_count(record.prompt_tokens)
     record.completion_tokens = token_count(record.completion_tokens)
     record.queue_wait_ms = finite_ms(record.queue_wait_ms)
@@ -90,3 +97,11 @@ def sanitized(record: UsageRecord) -> UsageRecord:
     status = record.status_code
     record.status_code = status if isinstance(status, int) and not isinstance(status, bool) and 0 <= status < 1000 else 0
     return record
+
+
+def _sane_count(value: Any) -> bool:
+    return value is None or (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT)
+
+
+def _sane_ms(value: Any) -> bool:
+    return value is None or (type(value) is float and 0.0 <= value < _INF)
