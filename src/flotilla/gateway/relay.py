@@ -102,14 +102,20 @@ class StreamRelay:
     def _filter(self, block: bytes) -> bytes:
         """Whole events in, events for the client out: usage read (and dropped unless asked for),
         `[DONE]` noted; anything after `[DONE]` dropped. Blocks without either pass unchanged."""
-        self.content_chunks += len(_CONTENT.findall(block))
         start = _first_marked_event(block)
         if start < 0:
-            return block
-        if start:  # the events before it pass unchanged: only the end of a stream needs reading
+            out = block
+        elif start:  # the events before it pass unchanged: only the end of a stream needs reading
             rest = self._filter_events(block[start:])
-            return block[:start] + rest if rest else block[:start]
-        return self._filter_events(block)
+            out = block[:start] + rest if rest else block[:start]
+        else:
+            out = self._filter_events(block)
+        if self.result.completion_tokens is None:
+            # Content chunks are counted only while no usage has come: they stand in for an engine
+            # that reports none. The usual stream ends with its usage in the same block as the
+            # tokens, whose scan is then skipped.
+            self.content_chunks += len(_CONTENT.findall(block))
+        return out
 
     def _filter_events(self, block: bytes) -> bytes:
         kept = []
