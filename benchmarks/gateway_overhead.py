@@ -26,6 +26,8 @@ On a shared machine add --realtime: the measured processes run SCHED_FIFO (chrt 
 tenants' work cannot preempt them (root only); the figures then describe the gateway, not the noise.
 Small settings that finish in about a minute (to check the script runs):
     .venv/bin/python benchmarks/gateway_overhead.py --requests 600 --rounds 2 --seconds 2 --rate-rounds 1
+Before and after a change, in one run: `git worktree add /tmp/before REV` and pass
+`--baseline-src /tmp/before/src`; that checkout's gateway is measured in the same rounds.
 Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
 """
 
@@ -66,10 +68,10 @@ def wait_ok(url: str, timeout: float = 60) -> None:
 REALTIME: list[str] = []  # ["chrt", "-f", "50"] with --realtime
 
 
-def start(argv: list[str], core: int, log: Path) -> subprocess.Popen:
+def start(argv: list[str], core: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [*REALTIME, "taskset", "-c", str(core), *argv], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, env=env,
     )
 
 
@@ -233,6 +235,9 @@ def main() -> None:
                         help="alternating direct/gateway/router rate runs; the median is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--vllm-router", help="path of the vllm-router executable (default: PATH, .venv-router)")
+    parser.add_argument("--baseline-src", type=Path,
+                        help="src/ of another checkout (e.g. `git worktree add /tmp/before REV`): its gateway is "
+                             "measured too, in the same rounds, as 'baseline'")
     parser.add_argument("--realtime", action="store_true", help="run measured processes SCHED_FIFO (shared machines)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -249,25 +254,38 @@ def main() -> None:
     sim_port, paced_port, gw_port = free_port(), free_port(), free_port()
     router_port, paced_router_port = free_port(), free_port()
     flotilla = [sys.executable, "-m", "flotilla.cli"]
-    spec = tmp / "spec.yaml"
-    spec.write_text(
-        f"models:\n  - name: chat\n    engine: sim\n    maxConcurrency: 1024\n"
-        f"  - name: paced\n    engine: sim\n    maxConcurrency: 1024\n"
-        f"gateway:\n  port: {gw_port}\n  database: sqlite:///{tmp}/bench.db\n"
-        f"  tokens:\n    - {{name: bench, token: {TOKEN}, priority: 1, threshold: 100000}}\n"
-    )
+
+    def gateway(name: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+        spec = tmp / f"{name}.yaml"
+        spec.write_text(
+            f"models:\n  - name: chat\n    engine: sim\n    maxConcurrency: 1024\n"
+            f"  - name: paced\n    engine: sim\n    maxConcurrency: 1024\n"
+            f"gateway:\n  port: {port}\n  database: sqlite:///{tmp}/{name}.db\n"
+            f"  tokens:\n    - {{name: bench, token: {TOKEN}, priority: 1, threshold: 100000}}\n"
+        )
+        return start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
+                                 "--endpoint", f"paced=http://127.0.0.1:{paced_port}"], 0, tmp / f"{name}.log", env)
+
     sim = start(flotilla + ["sim", "--port", str(sim_port), "--model", "chat", "--ttft-ms", "0", "--itl-ms", "0",
                             "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "sim.log")
     paced = start(flotilla + ["sim", "--port", str(paced_port), "--model", "paced", "--ttft-ms", "0", "--itl-ms", "1",
                               "--max-num-seqs", "1024", "--deterministic"], 1, tmp / "paced.log")
-    gw = start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
-                           "--endpoint", f"paced=http://127.0.0.1:{paced_port}"], 0, tmp / "gw.log")
+    gw = gateway("gateway", gw_port)
     procs = [gw, sim, paced]
+    gateways = {gw: gw_port}
+    baseline = None
+    if args.baseline_src:
+        # The same gateway from another checkout (its src/ first on the path): before and after, one run.
+        baseline_port = free_port()
+        baseline = gateway("baseline", baseline_port, {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())})
+        procs.append(baseline)
+        gateways[baseline] = baseline_port
     results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS, "realtime": args.realtime}
     try:
         wait_ok(f"http://127.0.0.1:{sim_port}/health")
         wait_ok(f"http://127.0.0.1:{paced_port}/health")
-        wait_ok(f"http://127.0.0.1:{gw_port}/health/ready")
+        for port in gateways.values():
+            wait_ok(f"http://127.0.0.1:{port}/health/ready")
 
         def router_argv(port: int) -> list[str]:
             # Each router needs a metrics port of its own (its default, 29000, would be taken twice).
@@ -286,18 +304,19 @@ def main() -> None:
                 wait_router(port)
                 os.killpg(routers[model].pid, signal.SIGSTOP)
         contenders = {"gateway": (gw, gw_port, True)}
+        paced_contenders = {"gateway": (gw, gw_port, True)}
+        if baseline is not None:
+            contenders["baseline"] = paced_contenders["baseline"] = (baseline, gateways[baseline], True)
         if router_exe:
             contenders["vllm_router"] = (routers["chat"], router_port, False)
-        paced_contenders = {"gateway": (gw, gw_port, True)}
-        if router_exe:
             paced_contenders["vllm_router"] = (routers["paced"], paced_router_port, False)
 
         def only(running: subprocess.Popen) -> None:
             """`running` alone on core 0: the other contenders are stopped."""
-            for proc in (gw, *routers.values()):
+            for proc in (*gateways, *routers.values()):
                 os.killpg(proc.pid, signal.SIGCONT if proc is running else signal.SIGSTOP)
-            if running is gw:
-                settle(gw_port)
+            if running in gateways:
+                settle(gateways[running])
 
         for stream in (False, True):
             kind = "streaming" if stream else "non_streaming"
@@ -315,11 +334,12 @@ def main() -> None:
                 "added_p50_ms": pct(via, 50) - pct(direct, 50), "added_p99_ms": pct(via, 99) - pct(direct, 99),
                 "added_mean_ms": statistics.fmean(via) - statistics.fmean(direct),
             }
-            if "vllm_router" in samples:
-                routed = samples["vllm_router"]
-                r["router_p50_ms"], r["router_p99_ms"] = pct(routed, 50), pct(routed, 99)
-                r["router_added_p50_ms"] = pct(routed, 50) - r["direct_p50_ms"]
-                r["router_added_p99_ms"] = pct(routed, 99) - r["direct_p99_ms"]
+            for name, prefix in (("vllm_router", "router"), ("baseline", "baseline")):
+                if name in samples:
+                    other = samples[name]
+                    r[f"{prefix}_p50_ms"], r[f"{prefix}_p99_ms"] = pct(other, 50), pct(other, 99)
+                    r[f"{prefix}_added_p50_ms"] = pct(other, 50) - r["direct_p50_ms"]
+                    r[f"{prefix}_added_p99_ms"] = pct(other, 99) - r["direct_p99_ms"]
         for kind, stream, model, direct_port, who in (
             ("non_streaming", False, "chat", sim_port, contenders),
             ("streaming", True, "chat", sim_port, contenders),
@@ -352,6 +372,7 @@ def median_run(runs: list[dict]) -> dict:
 
 def report(results: dict, args) -> None:
     router = "vllm_router" in results["rate_non_streaming"]
+    baseline = "baseline" in results["rate_non_streaming"]
     print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway (and vllm-router) on core 0, sim + load "
           f"generator on core 1{'; SCHED_FIFO' if args.realtime else ''}")
     w = results["cross_core_wakeup"]
@@ -359,23 +380,30 @@ def report(results: dict, args) -> None:
           f"p99 {w['core1_to_core0']['p99_us']:.0f} us; within core 1 p50 {w['within_core1']['p50_us']:.0f} us, "
           f"p99 {w['within_core1']['p99_us']:.0f} us (a gateway request crosses cores 4 times, a direct one none)")
     head = f"{'':16}{'direct p50':>11}{'gateway p50':>12}{'added p50':>10}{'added p99':>10}"
+    if baseline:
+        head += f"{'baseline p50':>13}{'added p50':>10}{'added p99':>10}"
     print(head + (f"{'router p50':>11}{'added p50':>10}{'added p99':>10}" if router else "") + "  (ms, one connection)")
     for kind in ("non_streaming", "streaming"):
         r = results[f"latency_{kind}"]
         line = f"{kind:16}{r['direct_p50_ms']:11.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:10.3f}{r['added_p99_ms']:10.3f}"
+        if baseline:
+            line += f"{r['baseline_p50_ms']:13.3f}{r['baseline_added_p50_ms']:10.3f}{r['baseline_added_p99_ms']:10.3f}"
         if router:
             line += f"{r['router_p50_ms']:11.3f}{r['router_added_p50_ms']:10.3f}{r['router_added_p99_ms']:10.3f}"
         print(line)
-    print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'router req/s':>14}" if router else "")
+    print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'baseline req/s':>16}" if baseline else "")
+          + (f"{'router req/s':>14}" if router else "")
           + f"  ({args.connections} connections, {args.seconds} s, median of {args.rate_rounds} alternating rounds;"
           " router: no auth, queue, usage)")
     for kind in ("non_streaming", "streaming", "streaming_paced"):
         r = results[f"rate_{kind}"]
         line = f"{kind:16}{r['direct']['req_per_s']:13.0f}{r['gateway']['req_per_s']:15.0f}"
+        if baseline:
+            line += f"{r['baseline']['req_per_s']:16.0f}"
         if router:
             line += f"{r['vllm_router']['req_per_s']:14.0f}"
         errors = [f"{name}: {r[name]['non_2xx']} non-2xx, {r[name]['socket_errors'] or 'no socket errors'}"
-                  for name in ("gateway", "vllm_router") if name in r]
+                  for name in ("gateway", "baseline", "vllm_router") if name in r]
         print(line + "  " + "; ".join(errors))
 
 
