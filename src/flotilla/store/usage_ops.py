@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -79,10 +80,11 @@ def _placeholders(dialect: str) -> str:
     return ", ".join([marker] * len(COLUMNS))
 
 
-def _insert_ignoring_duplicates(dialect: str) -> str:
-    """INSERT that skips rows whose request_id is already stored (a batch retried after its commit
-    was acknowledged but the acknowledgement lost), and fails on any other error as usual."""
-    head = f"INSERT INTO {usage.name} ({', '.join(COLUMNS)}) VALUES ({_placeholders(dialect)})"
+def _insert_ignoring_duplicates(dialect: str, rows: int = 1) -> str:
+    """INSERT of `rows` rows that skips those whose request_id is already stored (a batch retried
+    after its commit was acknowledged but the acknowledgement lost), and fails on any other error."""
+    values = ", ".join([f"({_placeholders(dialect)})"] * rows)
+    head = f"INSERT INTO {usage.name} ({', '.join(COLUMNS)}) VALUES {values}"
     if dialect in ("postgresql", "sqlite"):
         return f"{head} ON CONFLICT (request_id) DO NOTHING"
     # MySQL/MariaDB: INSERT IGNORE would also turn out-of-range values into warnings; this only
@@ -92,10 +94,30 @@ def _insert_ignoring_duplicates(dialect: str) -> str:
 
 _STATEMENTS = {dialect: _insert_ignoring_duplicates(dialect) for dialect in ("postgresql", "sqlite", "mysql")}
 
+# SQLite runs in aiosqlite's thread, and Python's sqlite3 lets go of the GIL around every statement
+# it steps: one statement per row would hand the GIL between that thread and the event loop's twice
+# a row (thousands of thread switches a second at full load, each one a stall for requests). Rows
+# go in statements of this many (64 x 13 values stays under SQLite's oldest limit of 999 variables).
+SQLITE_ROWS_PER_STATEMENT = 64
+_SQLITE_FULL = _insert_ignoring_duplicates("sqlite", SQLITE_ROWS_PER_STATEMENT)
+
+
+async def _insert_sqlite(conn: AsyncConnection, rows: list[tuple]) -> None:
+    step = SQLITE_ROWS_PER_STATEMENT
+    whole = len(rows) - len(rows) % step
+    if whole:
+        flat = itertools.chain.from_iterable
+        await conn.exec_driver_sql(_SQLITE_FULL, [tuple(flat(rows[i : i + step])) for i in range(0, whole, step)])
+    if whole < len(rows):
+        rest = rows[whole:]
+        statement = _STATEMENTS["sqlite"] if len(rest) == 1 else _insert_ignoring_duplicates("sqlite", len(rest))
+        await conn.exec_driver_sql(statement, tuple(itertools.chain.from_iterable(rest)))
+
 
 async def insert_many(conn: AsyncConnection, records: Sequence[UsageRecord]) -> None:
-    """One executemany at the driver: the usage table is the gateway's hottest write (a row per
-    request), and SQLAlchemy's per-value processing cost more than the database's own work. The
+    """One executemany at the driver (on SQLite, of 64-row statements): the usage table is the
+    gateway's hottest write (a row per request), and SQLAlchemy's per-value processing cost more
+    than the database's own work. The
     values are what the columns' types would bind: aware UTC for PostgreSQL's timestamptz, naive
     UTC for MySQL's DATETIME(6), SQLAlchemy's own text form for SQLite."""
     if not records:
@@ -105,7 +127,8 @@ async def insert_many(conn: AsyncConnection, records: Sequence[UsageRecord]) -> 
     if dialect == "postgresql":
         rows = [_values(r, _utc(r.ts)) for r in records]
     elif dialect == "sqlite":
-        rows = [_values(r, _naive_utc_text(r.ts)) for r in records]
+        await _insert_sqlite(conn, [_values(r, _naive_utc_text(r.ts)) for r in records])
+        return
     else:
         rows = [_values(r, _utc(r.ts).replace(tzinfo=None)) for r in records]
     await conn.exec_driver_sql(statement, rows)
