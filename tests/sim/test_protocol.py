@@ -49,6 +49,8 @@ def test_stream_and_usage_options():
         ({"messages": []}, True, "`messages`"),
         ({"messages": [{"content": "hi"}]}, True, "messages[0]"),
         ({"messages": [{"role": "user", "content": 5}]}, True, "messages[0].content"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, True]}]}, True,
+         "messages[0].content[1] must be an object"),
         ({"model": "m"}, False, "`prompt` is required"),
         ({"prompt": {"a": 1}}, False, "`prompt` must be"),
         ({"prompt": ["a", "b"]}, False, "one prompt per request"),

@@ -61,8 +61,10 @@ def _chat_prompt_chars(messages: Any) -> int:
         if isinstance(content, str):
             chars += len(content)
         elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict):  # vLLM refuses these too (its request model wants objects)
+                    raise bad_request(f"messages[{i}].content[{j}] must be an object (a content part)", "messages")
+                if isinstance(part.get("text"), str):
                     chars += len(part["text"])
         elif content is not None:
             raise bad_request(f"messages[{i}].content must be a string, a list of parts or null", "messages")
