@@ -217,10 +217,7 @@ class GatewayMetrics:
             self.recent.finished(model, status, prompt, completion)
 
     def observe_request(self, model: str, status: int, priority: int) -> None:
-        key = (model, str(status), self._priority_label(priority))
-        self.requests[key] = self.requests.get(key, 0) + 1
-        if self.recent is not None:
-            self.recent.finished(model, status, None, None)
+        self.observe_finished(model, status, priority, None, None, None)
 
     def observe_queue_wait(self, model: str, priority: int, seconds: float) -> None:
         self._observe(self.queue_wait, QUEUE_WAIT_BUCKETS, (model, self._priority_label(priority)), seconds)

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from flotilla.store.records import MAX_TOKEN_COUNT, OUTCOME_OK, UsageRecord, finite_ms, token_count
+from flotilla.store.records import OUTCOME_OK, UsageRecord, finite_ms, token_count
 from flotilla.store.schema import MODEL_LEN, NAME_LEN, OUTCOME_LEN, REPLICA_LEN, REQUEST_ID_LEN, usage
 
 GROUPABLE = ("token_name", "model", "replica", "outcome", "status_code", "stream")
@@ -28,11 +28,9 @@ COLUMNS = (
 
 
 def _values(record: UsageRecord, ts: Any) -> tuple:
-    # Written for speed (a row per request): values already in range, as the recorder's sanitized()
-    # leaves them, pass a type check and one comparison; anything else takes the full check.
+    # token_count and finite_ms let already-sane values through after one comparison (a row per request).
     r = record
-    status, prompt, completion = r.status_code, r.prompt_tokens, r.completion_tokens
-    wait, ttft, duration = r.queue_wait_ms, r.ttft_ms, r.duration_ms
+    status = r.status_code
     return (
         ts,
         _clip(r.request_id, REQUEST_ID_LEN),
@@ -42,16 +40,12 @@ def _values(record: UsageRecord, ts: Any) -> tuple:
         status if type(status) is int and 0 <= status < 1000 else 0,
         _clip(r.outcome, OUTCOME_LEN),
         bool(r.stream),
-        prompt if prompt is None or (type(prompt) is int and 0 <= prompt <= MAX_TOKEN_COUNT) else token_count(prompt),
-        completion if completion is None or (type(completion) is int and 0 <= completion <= MAX_TOKEN_COUNT)
-        else token_count(completion),
-        wait if wait is None or (type(wait) is float and 0.0 <= wait < _INF) else finite_ms(wait),
-        ttft if ttft is None or (type(ttft) is float and 0.0 <= ttft < _INF) else finite_ms(ttft),
-        duration if type(duration) is float and 0.0 <= duration < _INF else finite_ms(duration) or 0.0,
+        token_count(r.prompt_tokens),
+        token_count(r.completion_tokens),
+        finite_ms(r.queue_wait_ms),
+        finite_ms(r.ttft_ms),
+        finite_ms(r.duration_ms) or 0.0,
     )
-
-
-_INF = float("inf")
 
 
 def _clip(text: Any, limit: int) -> str:
