@@ -117,8 +117,9 @@ print(out[n // 2], out[int(n * 0.99)])
 
 def settle(gw_port: int, timeout: float = 30) -> None:
     """After SIGCONT: a health check that was in flight when the gateway stopped times out at once
-    (its timer ran on) and marks its replica down until the next check; wait for every replica to
-    be healthy again, so a measurement never starts with a model the gateway thinks is down."""
+    (its timer ran on); one such timeout keeps the replica up, but a stop that spanned two check
+    rounds can mark it down until the next check. Wait for every replica to be healthy, so a
+    measurement never starts with a model the gateway thinks is down."""
     time.sleep(0.3)  # the stale checks fail at once on resume
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,6 +15,13 @@ from flotilla.gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("flotilla.gateway.health")
 
+# A healthy replica is marked down after this many health probes in a row time out. One timeout
+# alone is weak evidence: an engine busy with a batch answers /health late, and a gateway whose own
+# loop stalled (a long GC pause, a stopped process) finds every probe in flight expired at once.
+# Marking the replica down on one would make it flap. A refused connection or an error status is
+# unambiguous and counts at once; a hung engine is caught sooner by the requests' first-byte timeout.
+TIMEOUTS_TO_DOWN = 2
+
 
 def engine_load_from_metrics(text: bytes, gauges: tuple[str, ...]) -> int | None:
     """The sum of `gauges` (every series of each: one per rank or label set) in a Prometheus
@@ -149,8 +156,19 @@ class HealthMonitor:
                             replica.external_load = max(0, load - replica.in_flight)
                         if model.speed is not None:
                             model.speed.observe(replica, text, load if load is not None else replica.in_flight)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError:  # aiohttp's read and connect timeouts are TimeoutErrors too
+            replica.probe_timeouts += 1
+            error = f"health check timed out after {timeout.total:g} s"
+            if replica.healthy and replica.probe_timeouts < TIMEOUTS_TO_DOWN:
+                replica.last_error = error
+                log.info("replica %s of %s: %s (%d in a row; down after %d)", replica.label, replica.model,
+                         error, replica.probe_timeouts, TIMEOUTS_TO_DOWN)
+                return replica.free_slots != before
+            healthy = False
+        except (aiohttp.ClientError, OSError) as exc:
             healthy, error = False, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        else:
+            replica.probe_timeouts = 0
         changed = model.pool.mark(replica, healthy, error)
         if changed:
             if healthy:

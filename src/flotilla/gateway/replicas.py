@@ -24,6 +24,7 @@ class Replica:
     last_error: str | None = None
     label: str = field(default="")
     speed_limit: int | None = None  # fewer than capacity while its requests decode too slowly (minTokensPerSecond)
+    probe_timeouts: int = 0  # health probes in a row that timed out (a refusal or an error status counts at once)
 
     def __post_init__(self) -> None:
         if not self.label:
