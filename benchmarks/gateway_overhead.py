@@ -28,6 +28,12 @@ Small settings that finish in about a minute (to check the script runs):
     .venv/bin/python benchmarks/gateway_overhead.py --requests 600 --rounds 2 --seconds 2 --rate-rounds 1
 Before and after a change, in one run: `git worktree add /tmp/before REV` and pass
 `--baseline-src /tmp/before/src`; that checkout's gateway is measured in the same rounds.
+The same gateway on another interpreter, in the same rounds: `--gateway-python PATH` (a Python
+whose environment has Flotilla's dependencies; this checkout's src/ is put first on its path).
+The interpreter's build matters: a pyenv build (no PGO/LTO) runs the gateway's Python slower than
+the PGO/LTO builds of Debian's python3 or the python:3.12-slim image. For example:
+    /usr/bin/python3 -m venv .venv-pgo && .venv-pgo/bin/pip install .
+    .venv/bin/python benchmarks/gateway_overhead.py --gateway-python .venv-pgo/bin/python
 Needs `wrk` (apt-get install wrk) and `taskset` (util-linux).
 """
 
@@ -239,6 +245,9 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path,
                         help="src/ of another checkout (e.g. `git worktree add /tmp/before REV`): its gateway is "
                              "measured too, in the same rounds, as 'baseline'")
+    parser.add_argument("--gateway-python", type=Path,
+                        help="another interpreter (with Flotilla's dependencies) to run this checkout's gateway "
+                             "with too, in the same rounds, as 'gateway_alt'")
     parser.add_argument("--realtime", action="store_true", help="run measured processes SCHED_FIFO (shared machines)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -256,7 +265,7 @@ def main() -> None:
     router_port, paced_router_port = free_port(), free_port()
     flotilla = [sys.executable, "-m", "flotilla.cli"]
 
-    def gateway(name: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    def gateway(name: str, port: int, env: dict[str, str] | None = None, python: str = sys.executable) -> subprocess.Popen:
         spec = tmp / f"{name}.yaml"
         spec.write_text(
             f"models:\n  - name: chat\n    engine: sim\n    maxConcurrency: 1024\n"
@@ -264,7 +273,7 @@ def main() -> None:
             f"gateway:\n  port: {port}\n  database: sqlite:///{tmp}/{name}.db\n"
             f"  tokens:\n    - {{name: bench, token: {TOKEN}, priority: 1, threshold: 100000}}\n"
         )
-        return start(flotilla + ["gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
+        return start([python, *flotilla[1:], "gateway", str(spec), "--endpoint", f"chat=http://127.0.0.1:{sim_port}",
                                  "--endpoint", f"paced=http://127.0.0.1:{paced_port}"], 0, tmp / f"{name}.log", env)
 
     sim = start(flotilla + ["sim", "--port", str(sim_port), "--model", "chat", "--ttft-ms", "0", "--itl-ms", "0",
@@ -281,7 +290,16 @@ def main() -> None:
         baseline = gateway("baseline", baseline_port, {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())})
         procs.append(baseline)
         gateways[baseline] = baseline_port
-    results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS, "realtime": args.realtime}
+    alternative = None
+    if args.gateway_python:
+        # This checkout's gateway on another interpreter (its src/ first on the path): the build's effect.
+        src = Path(__file__).resolve().parent.parent / "src"
+        alt_port = free_port()
+        alternative = gateway("gateway_alt", alt_port, {**os.environ, "PYTHONPATH": str(src)}, str(args.gateway_python))
+        procs.append(alternative)
+        gateways[alternative] = alt_port
+    results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS, "realtime": args.realtime,
+                     "python": sys.version.split()[0], "gateway_alt_python": interpreter(args.gateway_python)}
     try:
         wait_ok(f"http://127.0.0.1:{sim_port}/health")
         wait_ok(f"http://127.0.0.1:{paced_port}/health")
@@ -308,6 +326,8 @@ def main() -> None:
         paced_contenders = {"gateway": (gw, gw_port, True)}
         if baseline is not None:
             contenders["baseline"] = paced_contenders["baseline"] = (baseline, gateways[baseline], True)
+        if alternative is not None:
+            contenders["gateway_alt"] = paced_contenders["gateway_alt"] = (alternative, gateways[alternative], True)
         if router_exe:
             contenders["vllm_router"] = (routers["chat"], router_port, False)
             paced_contenders["vllm_router"] = (routers["paced"], paced_router_port, False)
@@ -335,7 +355,7 @@ def main() -> None:
                 "added_p50_ms": pct(via, 50) - pct(direct, 50), "added_p99_ms": pct(via, 99) - pct(direct, 99),
                 "added_mean_ms": statistics.fmean(via) - statistics.fmean(direct),
             }
-            for name, prefix in (("vllm_router", "router"), ("baseline", "baseline")):
+            for name, prefix in (("vllm_router", "router"), ("baseline", "baseline"), ("gateway_alt", "alt")):
                 if name in samples:
                     other = samples[name]
                     r[f"{prefix}_p50_ms"], r[f"{prefix}_p99_ms"] = pct(other, 50), pct(other, 99)
@@ -365,6 +385,14 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2))
 
 
+def interpreter(python: Path | None) -> str | None:
+    """Version and path of an interpreter (how it was built is for the reader to tell)."""
+    if python is None:
+        return None
+    code = "import sys; print(sys.version.split()[0], sys.executable)"
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def median_run(runs: list[dict]) -> dict:
     """The run of median rate (its error counts with it), and every round's rate."""
     ordered = sorted(runs, key=lambda r: r["req_per_s"])
@@ -374,6 +402,9 @@ def median_run(runs: list[dict]) -> dict:
 def report(results: dict, args) -> None:
     router = "vllm_router" in results["rate_non_streaming"]
     baseline = "baseline" in results["rate_non_streaming"]
+    alt = "gateway_alt" in results["rate_non_streaming"]
+    if alt:
+        print(f"gateway: Python {results['python']} ({sys.executable}); alt: the same gateway on {results['gateway_alt_python']}")
     print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway (and vllm-router) on core 0, sim + load "
           f"generator on core 1{'; SCHED_FIFO' if args.realtime else ''}")
     w = results["cross_core_wakeup"]
@@ -383,16 +414,21 @@ def report(results: dict, args) -> None:
     head = f"{'':16}{'direct p50':>11}{'gateway p50':>12}{'added p50':>10}{'added p99':>10}"
     if baseline:
         head += f"{'baseline p50':>13}{'added p50':>10}{'added p99':>10}"
+    if alt:
+        head += f"{'alt p50':>10}{'added p50':>10}{'added p99':>10}"
     print(head + (f"{'router p50':>11}{'added p50':>10}{'added p99':>10}" if router else "") + "  (ms, one connection)")
     for kind in ("non_streaming", "streaming"):
         r = results[f"latency_{kind}"]
         line = f"{kind:16}{r['direct_p50_ms']:11.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:10.3f}{r['added_p99_ms']:10.3f}"
         if baseline:
             line += f"{r['baseline_p50_ms']:13.3f}{r['baseline_added_p50_ms']:10.3f}{r['baseline_added_p99_ms']:10.3f}"
+        if alt:
+            line += f"{r['alt_p50_ms']:10.3f}{r['alt_added_p50_ms']:10.3f}{r['alt_added_p99_ms']:10.3f}"
         if router:
             line += f"{r['router_p50_ms']:11.3f}{r['router_added_p50_ms']:10.3f}{r['router_added_p99_ms']:10.3f}"
         print(line)
     print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'baseline req/s':>16}" if baseline else "")
+          + (f"{'alt req/s':>11}" if alt else "")
           + (f"{'router req/s':>14}" if router else "")
           + f"  ({args.connections} connections, {args.seconds} s, median of {args.rate_rounds} alternating rounds;"
           " router: no auth, queue, usage)")
@@ -401,10 +437,12 @@ def report(results: dict, args) -> None:
         line = f"{kind:16}{r['direct']['req_per_s']:13.0f}{r['gateway']['req_per_s']:15.0f}"
         if baseline:
             line += f"{r['baseline']['req_per_s']:16.0f}"
+        if alt:
+            line += f"{r['gateway_alt']['req_per_s']:11.0f}"
         if router:
             line += f"{r['vllm_router']['req_per_s']:14.0f}"
         errors = [f"{name}: {r[name]['non_2xx']} non-2xx, {r[name]['socket_errors'] or 'no socket errors'}"
-                  for name in ("gateway", "baseline", "vllm_router") if name in r]
+                  for name in ("gateway", "baseline", "gateway_alt", "vllm_router") if name in r]
         print(line + "  " + "; ".join(errors))
 
 
