@@ -42,17 +42,16 @@ from flotilla.transport import HttpClient, TransportError
 
 log = logging.getLogger("flotilla.gateway")
 
-# Request ids are UUID-shaped (some engines reject any other X-Request-Id): 60 random
-# bits per process and a counter, far cheaper than uuid4() per request.
-_ID_RANDOM = os.urandom(8).hex()
-_ID_HEAD = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-4{_ID_RANDOM[12:15]}-8{_ID_RANDOM[15:16]}"
+# Request ids are UUID-shaped (some engines reject any other X-Request-Id): 72 random bits per
+# process and a 48-bit counter, far cheaper than uuid4() per request. "%x" formatting, not a format
+# spec: int.__format__ with a spec looks up locale data on every call.
+_ID_RANDOM = os.urandom(9).hex()
+_ID_HEAD = f"{_ID_RANDOM[:8]}-{_ID_RANDOM[8:12]}-4{_ID_RANDOM[12:15]}-8{_ID_RANDOM[15:18]}-"
 _id_counter = itertools.count(1)
 
 
 def new_request_id() -> str:
-    n = next(_id_counter)
-    return f"{_ID_HEAD}{(n >> 48) & 0xFF:02x}-{n & 0xFFFFFFFFFFFF:012x}"
-
+    return _ID_HEAD + "%012x" % (next(_id_counter) & 0xFFFFFFFFFFFF)
 
 
 class VirtualModel(Protocol):

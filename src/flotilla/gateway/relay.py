@@ -127,7 +127,8 @@ class StreamRelay:
                 self.result.complete = True
                 kept.append(_DONE_EVENT)  # `data:[DONE]` reaches the client in the usual spelling
                 break
-            elif _USAGE in data and not any(n in data for n in _NULL_USAGE):
+            elif data.find(_USAGE) >= 0 and data.find(_NULL_USAGE[0]) < 0 and data.find(_NULL_USAGE[1]) < 0:
+                # (find, not `in`: bytes.__contains__ tries its operand as an int first and raises inside)
                 try:
                     payload = orjson.loads(data)
                 except orjson.JSONDecodeError:

@@ -219,7 +219,9 @@ class HttpConnection(asyncio.Protocol):
     def _start(self, request: Request) -> None:
         self.current = request
         self.idle_since = None
-        self.task = self.loop.create_task(self._run(request))
+        # As loop.create_task does (no task factory is set), but named at creation: unnamed, each
+        # Task formats a fresh "Task-N", and uvloop's create_task(name=...) renames it afterwards.
+        self.task = asyncio.Task(self._run(request), loop=self.loop, name="flotilla-http-request")
 
     async def _run(self, request: Request) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ COLUMNS = (
 )
 
 
-def _values(record: UsageRecord, ts: Any) -> tuple:
+def _values(record: UsageRecord, ts: Any, flag: Any = bool) -> tuple:
     # token_count and finite_ms let already-sane values through after one comparison (a row per request).
     r = record
     status = r.status_code
@@ -39,7 +40,7 @@ def _values(record: UsageRecord, ts: Any) -> tuple:
         None if r.replica is None else _clip(r.replica, REPLICA_LEN),
         status if type(status) is int and 0 <= status < 1000 else 0,
         _clip(r.outcome, OUTCOME_LEN),
-        bool(r.stream),
+        flag(r.stream),
         token_count(r.prompt_tokens),
         token_count(r.completion_tokens),
         finite_ms(r.queue_wait_ms),
@@ -64,7 +65,9 @@ def _utc(moment: datetime) -> datetime:
 def _naive_utc_text(moment: datetime) -> str:
     """How SQLAlchemy's DateTime keeps a moment in SQLite: naive UTC text, always with microseconds
     (so text order is time order and the table's readers parse it as they parse their own writes)."""
-    return _utc(moment).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # The aware form less its "+00:00": datetime.replace(tzinfo=None) parses keyword arguments and
+    # cost more than the formatting itself.
+    return _utc(moment).isoformat(" ", "microseconds")[:-6]
 
 
 def _placeholders(dialect: str) -> str:
@@ -96,6 +99,17 @@ SQLITE_ROWS_PER_STATEMENT = 64
 _SQLITE_FULL = _insert_ignoring_duplicates("sqlite", SQLITE_ROWS_PER_STATEMENT)
 
 
+def _sqlite_flag(value: Any) -> int:
+    return 1 if value else 0  # what SQLAlchemy's Boolean stores on SQLite
+
+
+# Python's sqlite3 binds an exact int, float or str directly; any other value (a bool, None) first
+# goes through its adapter lookup, whose miss raises and clears an AttributeError inside: that cost
+# more than the rest of the row's binding. Flags therefore go as ints, and None (NULL, about one
+# per row) gets an identity adapter, which the lookup finds at once.
+sqlite3.register_adapter(type(None), lambda value: value)
+
+
 async def _insert_sqlite(conn: AsyncConnection, rows: list[tuple]) -> None:
     step = SQLITE_ROWS_PER_STATEMENT
     whole = len(rows) - len(rows) % step
@@ -121,7 +135,7 @@ async def insert_many(conn: AsyncConnection, records: Sequence[UsageRecord]) -> 
     if dialect == "postgresql":
         rows = [_values(r, _utc(r.ts)) for r in records]
     elif dialect == "sqlite":
-        await _insert_sqlite(conn, [_values(r, _naive_utc_text(r.ts)) for r in records])
+        await _insert_sqlite(conn, [_values(r, _naive_utc_text(r.ts), _sqlite_flag) for r in records])
         return
     else:
         rows = [_values(r, _utc(r.ts).replace(tzinfo=None)) for r in records]

@@ -38,7 +38,7 @@ class ConnectionPool:
         self._all: set[Connection] = set()
         self.opened = 0  # connections opened so far
         self.stale = 0  # idle connections found closed (or expired) and dropped before use
-        self._head_prefix = f"Host: {self.origin.host_header}\r\n".encode("latin-1")
+        self._host_line = f"Host: {self.origin.host_header}\r\n"
 
     @property
     def host(self) -> str:
@@ -99,14 +99,13 @@ class ConnectionPool:
 
     def build_request(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
         """The request's bytes: `path` goes under the origin's base path."""
-        head = bytearray(f"{method} {self.origin.base_path}{path} HTTP/1.1\r\n".encode("latin-1"))
-        head += self._head_prefix
+        lines = [f"{method} {self.origin.base_path}{path} HTTP/1.1\r\n{self._host_line}"]
         for name, value in headers.items():
             if "\n" in value or "\r" in value:
                 raise ValueError(f"header {name} contains a line break")
-            head += f"{name}: {value}\r\n".encode("latin-1")
-        head += b"Content-Length: %d\r\n\r\n" % len(body)
-        return bytes(head) + body
+            lines.append(f"{name}: {value}\r\n")
+        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+        return "".join(lines).encode("latin-1") + body  # one encode for the whole head
 
     def close(self) -> None:
         for conn in list(self._all):

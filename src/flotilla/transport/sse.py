@@ -33,7 +33,7 @@ class SSEReader:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
-        if b"\r" in data:
+        if data.find(b"\r") >= 0:  # not `in`: bytes.__contains__ first tries the operand as an int and raises
             self._skip_lf = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._pending:
@@ -59,7 +59,7 @@ def split_events(block: bytes) -> list[bytes]:
 
 def event_data(event: bytes) -> bytes | None:
     """An event's data: its `data` fields joined by LF; None when it has none (a comment, `id:` only)."""
-    if event.startswith(b"data: ") and b"\n" not in event:
+    if event.startswith(b"data: ") and event.find(b"\n") < 0:
         return event[6:]  # the usual event: one `data: ` line
     data = None
     for line in event.split(b"\n"):
