@@ -5,6 +5,7 @@ connection or an error status marks it down at once. Real HTTP servers on loopba
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -41,60 +42,54 @@ class Engine:
         await self.runner.cleanup()
 
 
-async def monitor_for(url: str):
-    pool = ReplicaPool("chat", 4)
-    model = ModelHealth(pool, [EndpointSource(url)], "/health", None)
-    session = aiohttp.ClientSession()
-    changes: list[str] = []
-    # interval 1 s: the probe's timeout is max(1, min(5, interval)) = 1 s
-    return pool, HealthMonitor([model], session, 1.0, changes.append), session
+@asynccontextmanager
+async def healthy_replica():
+    """An engine, a health monitor of its one replica, and the replica once its first probe passed."""
+    async with Engine() as engine, aiohttp.ClientSession() as session:
+        pool = ReplicaPool("chat", 4)
+        model = ModelHealth(pool, [EndpointSource(f"http://127.0.0.1:{engine.port}")], "/health", None)
+        # interval 1 s: the probe's timeout is max(1, min(5, interval)) = 1 s
+        monitor = HealthMonitor([model], session, 1.0, lambda model_name: None)
+        await monitor.check_all()
+        (replica,) = pool.replicas
+        assert replica.healthy
+        yield engine, monitor, pool, replica
 
 
 async def test_one_timeout_keeps_a_healthy_replica_and_the_second_in_a_row_marks_it_down():
     assert TIMEOUTS_TO_DOWN == 2
-    async with Engine() as engine:
-        pool, monitor, session = await monitor_for(f"http://127.0.0.1:{engine.port}")
-        async with session:
-            await monitor.check_all()
-            (replica,) = pool.replicas
-            assert replica.healthy
+    async with healthy_replica() as (engine, monitor, pool, replica):
+        engine.mode = "hang"
+        await monitor.check_all()
+        assert replica.healthy, "one late answer must not take the replica out"
+        assert replica.last_error == "health check timed out after 1 s"
+        assert pool.healthy_count == 1
 
-            engine.mode = "hang"
-            await monitor.check_all()
-            assert replica.healthy, "one late answer must not take the replica out"
-            assert replica.last_error == "health check timed out after 1 s"
-            assert pool.healthy_count == 1
+        engine.mode = "ok"  # an answer in between: the count starts again
+        await monitor.check_all()
+        assert replica.healthy and replica.probe_timeouts == 0 and replica.last_error is None
 
-            engine.mode = "ok"  # an answer in between: the count starts again
-            await monitor.check_all()
-            assert replica.healthy and replica.probe_timeouts == 0 and replica.last_error is None
+        engine.mode = "hang"
+        await monitor.check_all()
+        assert replica.healthy
+        await monitor.check_all()
+        assert not replica.healthy, "two timeouts in a row mark it down"
+        assert pool.healthy_count == 0
 
-            engine.mode = "hang"
-            await monitor.check_all()
-            assert replica.healthy
-            await monitor.check_all()
-            assert not replica.healthy, "two timeouts in a row mark it down"
-            assert pool.healthy_count == 0
-
-            engine.mode = "ok"
-            await monitor.check_all()
-            assert replica.healthy
+        engine.mode = "ok"
+        await monitor.check_all()
+        assert replica.healthy
 
 
 @pytest.mark.parametrize("failure", ["status", "refused"])
 async def test_an_error_status_or_a_refused_connection_marks_it_down_at_once(failure):
-    async with Engine() as engine:
-        pool, monitor, session = await monitor_for(f"http://127.0.0.1:{engine.port}")
-        async with session:
+    async with healthy_replica() as (engine, monitor, pool, replica):
+        if failure == "status":
+            engine.mode = "error"
             await monitor.check_all()
-            (replica,) = pool.replicas
-            assert replica.healthy
-            if failure == "status":
-                engine.mode = "error"
-                await monitor.check_all()
-                assert replica.last_error == "health check answered 503"
-            else:
-                await engine.runner.cleanup()
-                await monitor.check_all()
-                assert "Connect" in replica.last_error
-            assert not replica.healthy
+            assert replica.last_error == "health check answered 503"
+        else:
+            await engine.runner.cleanup()
+            await monitor.check_all()
+            assert "Connect" in replica.last_error
+        assert not replica.healthy
