@@ -71,6 +71,9 @@ def wait_ok(url: str, timeout: float = 60) -> None:
     raise TimeoutError(url)
 
 
+# Measured beside the gateway when present: (name in the results, the label and key prefix of its columns).
+EXTRA_CONTENDERS = (("baseline", "baseline"), ("gateway_alt", "alt"), ("vllm_router", "router"))
+
 REALTIME: list[str] = []  # ["chrt", "-f", "50"] with --realtime
 
 
@@ -283,21 +286,20 @@ def main() -> None:
     gw = gateway("gateway", gw_port)
     procs = [gw, sim, paced]
     gateways = {gw: gw_port}
-    baseline = None
+    other_gateways: dict[str, subprocess.Popen] = {}  # measured in the same rounds as the gateway
+
+    def other_gateway(name: str, src: Path, python: str = sys.executable) -> None:
+        port = free_port()
+        proc = other_gateways[name] = gateway(name, port, {**os.environ, "PYTHONPATH": str(src)}, python)
+        procs.append(proc)
+        gateways[proc] = port
+
     if args.baseline_src:
         # The same gateway from another checkout (its src/ first on the path): before and after, one run.
-        baseline_port = free_port()
-        baseline = gateway("baseline", baseline_port, {**os.environ, "PYTHONPATH": str(args.baseline_src.resolve())})
-        procs.append(baseline)
-        gateways[baseline] = baseline_port
-    alternative = None
+        other_gateway("baseline", args.baseline_src.resolve())
     if args.gateway_python:
         # This checkout's gateway on another interpreter (its src/ first on the path): the build's effect.
-        src = Path(__file__).resolve().parent.parent / "src"
-        alt_port = free_port()
-        alternative = gateway("gateway_alt", alt_port, {**os.environ, "PYTHONPATH": str(src)}, str(args.gateway_python))
-        procs.append(alternative)
-        gateways[alternative] = alt_port
+        other_gateway("gateway_alt", Path(__file__).resolve().parent.parent / "src", str(args.gateway_python))
     results: dict = {"machine": {"cpus": os.cpu_count()}, "stream_chunks": STREAM_TOKENS, "realtime": args.realtime,
                      "python": sys.version.split()[0], "gateway_alt_python": interpreter(args.gateway_python)}
     try:
@@ -324,10 +326,8 @@ def main() -> None:
                 os.killpg(routers[model].pid, signal.SIGSTOP)
         contenders = {"gateway": (gw, gw_port, True)}
         paced_contenders = {"gateway": (gw, gw_port, True)}
-        if baseline is not None:
-            contenders["baseline"] = paced_contenders["baseline"] = (baseline, gateways[baseline], True)
-        if alternative is not None:
-            contenders["gateway_alt"] = paced_contenders["gateway_alt"] = (alternative, gateways[alternative], True)
+        for name, proc in other_gateways.items():
+            contenders[name] = paced_contenders[name] = (proc, gateways[proc], True)
         if router_exe:
             contenders["vllm_router"] = (routers["chat"], router_port, False)
             paced_contenders["vllm_router"] = (routers["paced"], paced_router_port, False)
@@ -355,7 +355,7 @@ def main() -> None:
                 "added_p50_ms": pct(via, 50) - pct(direct, 50), "added_p99_ms": pct(via, 99) - pct(direct, 99),
                 "added_mean_ms": statistics.fmean(via) - statistics.fmean(direct),
             }
-            for name, prefix in (("vllm_router", "router"), ("baseline", "baseline"), ("gateway_alt", "alt")):
+            for name, prefix in EXTRA_CONTENDERS:
                 if name in samples:
                     other = samples[name]
                     r[f"{prefix}_p50_ms"], r[f"{prefix}_p99_ms"] = pct(other, 50), pct(other, 99)
@@ -400,10 +400,9 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def report(results: dict, args) -> None:
-    router = "vllm_router" in results["rate_non_streaming"]
-    baseline = "baseline" in results["rate_non_streaming"]
-    alt = "gateway_alt" in results["rate_non_streaming"]
-    if alt:
+    rates = results["rate_non_streaming"]
+    extras = [(name, label) for name, label in EXTRA_CONTENDERS if name in rates]
+    if "gateway_alt" in rates:
         print(f"gateway: Python {results['python']} ({sys.executable}); alt: the same gateway on {results['gateway_alt_python']}")
     print(f"gateway overhead, {STREAM_TOKENS}-token responses; gateway (and vllm-router) on core 0, sim + load "
           f"generator on core 1{'; SCHED_FIFO' if args.realtime else ''}")
@@ -412,39 +411,27 @@ def report(results: dict, args) -> None:
           f"p99 {w['core1_to_core0']['p99_us']:.0f} us; within core 1 p50 {w['within_core1']['p50_us']:.0f} us, "
           f"p99 {w['within_core1']['p99_us']:.0f} us (a gateway request crosses cores 4 times, a direct one none)")
     head = f"{'':16}{'direct p50':>11}{'gateway p50':>12}{'added p50':>10}{'added p99':>10}"
-    if baseline:
-        head += f"{'baseline p50':>13}{'added p50':>10}{'added p99':>10}"
-    if alt:
-        head += f"{'alt p50':>10}{'added p50':>10}{'added p99':>10}"
-    print(head + (f"{'router p50':>11}{'added p50':>10}{'added p99':>10}" if router else "") + "  (ms, one connection)")
+    for _, label in extras:
+        head += f"{label + ' p50':>{max(10, len(label) + 5)}}{'added p50':>10}{'added p99':>10}"
+    print(head + "  (ms, one connection)")
     for kind in ("non_streaming", "streaming"):
         r = results[f"latency_{kind}"]
         line = f"{kind:16}{r['direct_p50_ms']:11.3f}{r['gateway_p50_ms']:12.3f}{r['added_p50_ms']:10.3f}{r['added_p99_ms']:10.3f}"
-        if baseline:
-            line += f"{r['baseline_p50_ms']:13.3f}{r['baseline_added_p50_ms']:10.3f}{r['baseline_added_p99_ms']:10.3f}"
-        if alt:
-            line += f"{r['alt_p50_ms']:10.3f}{r['alt_added_p50_ms']:10.3f}{r['alt_added_p99_ms']:10.3f}"
-        if router:
-            line += f"{r['router_p50_ms']:11.3f}{r['router_added_p50_ms']:10.3f}{r['router_added_p99_ms']:10.3f}"
+        for _, label in extras:
+            line += (f"{r[label + '_p50_ms']:{max(10, len(label) + 5)}.3f}"
+                     f"{r[label + '_added_p50_ms']:10.3f}{r[label + '_added_p99_ms']:10.3f}")
         print(line)
-    print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}" + (f"{'baseline req/s':>16}" if baseline else "")
-          + (f"{'alt req/s':>11}" if alt else "")
-          + (f"{'router req/s':>14}" if router else "")
+    print(f"{'':16}{'direct req/s':>13}{'gateway req/s':>15}"
+          + "".join(f"{label + ' req/s':>{len(label) + 8}}" for _, label in extras)
           + f"  ({args.connections} connections, {args.seconds} s, median of {args.rate_rounds} alternating rounds;"
           " router: no auth, queue, usage)")
     for kind in ("non_streaming", "streaming", "streaming_paced"):
         r = results[f"rate_{kind}"]
         line = f"{kind:16}{r['direct']['req_per_s']:13.0f}{r['gateway']['req_per_s']:15.0f}"
-        if baseline:
-            line += f"{r['baseline']['req_per_s']:16.0f}"
-        if alt:
-            line += f"{r['gateway_alt']['req_per_s']:11.0f}"
-        if router:
-            line += f"{r['vllm_router']['req_per_s']:14.0f}"
+        line += "".join(f"{r[name]['req_per_s']:{len(label) + 8}.0f}" for name, label in extras)
         errors = [f"{name}: {r[name]['non_2xx']} non-2xx, {r[name]['socket_errors'] or 'no socket errors'}"
-                  for name in ("gateway", "baseline", "gateway_alt", "vllm_router") if name in r]
+                  for name in ("gateway", *(name for name, _ in extras))]
         print(line + "  " + "; ".join(errors))
-
 
 if __name__ == "__main__":
     main()
